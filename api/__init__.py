@@ -1,0 +1,1 @@
+"""The REST API: pipelines, rules, alerts, risk look-ups, health."""

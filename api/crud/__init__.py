@@ -1,0 +1,1 @@
+"""Keyword-only catalog operations used by the routes (parameterised SQL only)."""

@@ -1,0 +1,1 @@
+"""The control plane: settings, catalog tables, field types and the rule validator."""

@@ -1,0 +1,118 @@
+"""The one settings object of Sentinel Lakehouse (env prefix ``SENTINEL_``).
+
+Every part of the platform (API, streaming, orchestration, scripts) reads its configuration
+from here. In ``production`` mode secrets have no defaults; in ``development`` mode (the local
+stack) they default to the loopback services the stack scripts start.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEV_DATABASE_URL = "postgresql+psycopg2://sentinel:sentinel@127.0.0.1:5432/sentinel"
+
+
+class Settings(BaseSettings):
+    """Platform configuration; see `.env.example` for every variable."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SENTINEL_", env_file=".env", extra="ignore", case_sensitive=False
+    )
+
+    mode: Literal["development", "production"] = "development"
+    home: Path = Field(default=PROJECT_ROOT / ".sentinel", description="runtime state directory")
+
+    # Catalog (Postgres)
+    database_url: SecretStr | None = None
+
+    # Redis
+    redis_url: SecretStr | None = None
+    redis_alert_ttl_seconds: int = 7 * 24 * 3600
+    redis_stream_maxlen: int = 100_000
+
+    # Kafka
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    kafka_default_partitions: int = 3
+    kafka_replication_factor: int = 1
+
+    # API
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    api_max_page_size: int = 1000
+
+    # Object store: local warehouse unless S3/R2 credentials are set
+    warehouse: str | None = None
+    s3_endpoint: str | None = None
+    s3_access_key_id: SecretStr | None = None
+    s3_secret_access_key: SecretStr | None = None
+    s3_bucket: str = "sentinel"
+    s3_path_style: bool = True
+
+    # Spark
+    spark_master: str = "local[*]"
+    trigger_interval_seconds: float = 2.0
+    max_offsets_per_trigger: int = 200_000
+
+    # Rule language limits
+    rule_max_length: int = 4000
+    rule_max_depth: int = 40
+
+    @model_validator(mode="after")
+    def _require_secrets_in_production(self) -> Settings:
+        if self.mode == "production":
+            missing = [
+                name for name in ("database_url", "redis_url") if getattr(self, name) is None
+            ]
+            if missing:
+                names = ", ".join(f"SENTINEL_{m.upper()}" for m in missing)
+                raise ValueError(f"production mode requires {names} to be set")
+        return self
+
+    @property
+    def database_dsn(self) -> str:
+        """SQLAlchemy URL of the catalog database."""
+        if self.database_url is not None:
+            return self.database_url.get_secret_value()
+        return DEV_DATABASE_URL
+
+    @property
+    def redis_dsn(self) -> str:
+        """redis-py URL."""
+        if self.redis_url is not None:
+            return self.redis_url.get_secret_value()
+        return "redis://127.0.0.1:6379/0"
+
+    @property
+    def uses_object_store(self) -> bool:
+        """True when the warehouse lives on S3/R2 rather than the local disk."""
+        return self.s3_access_key_id is not None and self.s3_secret_access_key is not None
+
+    @property
+    def warehouse_root(self) -> str:
+        """Root URI of the Delta warehouse (`s3a://bucket` or a local path)."""
+        if self.warehouse:
+            return self.warehouse.rstrip("/")
+        if self.uses_object_store:
+            return f"s3a://{self.s3_bucket}"
+        return str(self.home / "warehouse")
+
+    @property
+    def admin_key_file(self) -> Path:
+        """Where `make up` writes the first admin API key (mode 0600)."""
+        return self.home / "admin-api-key"
+
+    @property
+    def jars_dir(self) -> Path:
+        return self.home / "jars"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings (read once from the environment)."""
+    return Settings()

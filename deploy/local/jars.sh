@@ -1,0 +1,62 @@
+# shellcheck shell=bash
+# Step 2: JVM jars from Maven Central (deploy/jvm/pom.xml) into $SENTINEL_HOME/jars/{spark,kafka}.
+# Skipped when the poms did not change since the last successful fetch (stamp: stamps/jars.sha256).
+
+JARS_DIR="$SENTINEL_HOME/jars"
+JVM_DIR="$ROOT/deploy/jvm"
+
+jars_wanted_hash() { sha_of "$JVM_DIR/pom.xml" "$JVM_DIR/spark/pom.xml" "$JVM_DIR/kafka/pom.xml"; }
+
+jars_up_to_date() {
+  [[ -f "$STAMP_DIR/jars.sha256" ]] && [[ "$(cat "$STAMP_DIR/jars.sha256")" == "$(jars_wanted_hash)" ]] \
+    && compgen -G "$JARS_DIR/spark/*.jar" >/dev/null && compgen -G "$JARS_DIR/kafka/*.jar" >/dev/null
+}
+
+# artifact_stem FILE.jar -> the name before the version ("jackson-core-2.21.2.jar" -> "jackson-core")
+artifact_stem() { basename "$1" .jar | sed -E 's/-[0-9].*$//'; }
+
+# Drops from jars/spark every artifact pyspark already ships (whatever the version): two copies
+# of a class on Spark's classpath is a bug waiting to happen, and pyspark's own wins anyway.
+prune_spark_jars() {
+  local pyjars
+  pyjars="$("$PY" -c 'import os, pyspark; print(os.path.join(os.path.dirname(pyspark.__file__), "jars"))' 2>/dev/null)" \
+    || { warn "pyspark not importable from $PY; spark jars not checked against pyspark's"; return 0; }
+  [[ -d "$pyjars" ]] || return 0
+  declare -A bundled=()
+  local j
+  for j in "$pyjars"/*.jar; do bundled["$(artifact_stem "$j")"]=1; done
+  local pruned=()
+  for j in "$JARS_DIR"/spark/*.jar; do
+    if [[ -n "${bundled[$(artifact_stem "$j")]:-}" ]]; then
+      pruned+=("$(basename "$j")")
+      rm -f "$j"
+    fi
+  done
+  ((${#pruned[@]} == 0)) || info "already in pyspark, not copied: ${pruned[*]}"
+}
+
+ensure_jars() {
+  if jars_up_to_date; then
+    ok "jars up to date ($JARS_DIR: spark $(ls "$JARS_DIR/spark" | wc -l) jars, kafka $(ls "$JARS_DIR/kafka" | wc -l) jars)"
+    return 0
+  fi
+  need_cmd java openjdk-17-jre-headless
+  need_cmd mvn maven
+  local log="$LOG_DIR/maven.log" tmp="$JARS_DIR.tmp"
+  rm -rf "$tmp"
+  mkdir -p "$tmp"
+  info "mvn dependency:copy-dependencies (log: $log)"
+  if ! mvn -B -ntp -f "$JVM_DIR/pom.xml" dependency:copy-dependencies \
+      -Dsentinel.jars="$tmp" >"$log" 2>&1; then
+    grep -E 'ERROR' "$log" | head -n 15 >&2
+    die "maven could not fetch the jars; see $log"
+  fi
+  rm -rf "$JARS_DIR/spark" "$JARS_DIR/kafka"
+  mkdir -p "$JARS_DIR"
+  mv "$tmp/spark" "$tmp/kafka" "$JARS_DIR/"
+  rm -rf "$tmp"
+  prune_spark_jars
+  jars_wanted_hash >"$STAMP_DIR/jars.sha256"
+  ok "spark: $(ls "$JARS_DIR/spark" | wc -l) jars, $(du -sh "$JARS_DIR/spark" | cut -f1)"
+  ok "kafka: $(ls "$JARS_DIR/kafka" | wc -l) jars, $(du -sh "$JARS_DIR/kafka" | cut -f1)"
+}

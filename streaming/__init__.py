@@ -1,0 +1,1 @@
+"""Sentinel's streaming engine: Kafka → parse/quarantine → bronze → rules → alerts (DESIGN §6)."""
