@@ -240,9 +240,11 @@ def parse_schema(raw: Any) -> list[FieldSpec]:
             fields.append(FieldSpec.model_validate(item))
         except ValidationError as exc:
             name = item.get("name") if isinstance(item, dict) else None
-            reason = "; ".join(str(err["msg"]).removeprefix("Value error, ") for err in exc.errors())
+            reasons = [str(err["msg"]).removeprefix("Value error, ") for err in exc.errors()]
             label = f"field {name!r}" if isinstance(name, str) else f"field #{index + 1}"
-            raise SchemaError(f"{label}: {reason}", field=name if isinstance(name, str) else None)
+            raise SchemaError(
+                f"{label}: {'; '.join(reasons)}", field=name if isinstance(name, str) else None
+            ) from None
     validate_schema(fields)
     return fields
 
@@ -266,7 +268,9 @@ def schema_change_problems(old: Sequence[FieldSpec], new: Sequence[FieldSpec]) -
     for before in old:
         after = new_by_key.get(before.name.lower())
         if after is None:
-            problems.append(f"field {before.name!r} was removed or renamed; existing fields must stay")
+            problems.append(
+                f"field {before.name!r} was removed or renamed; existing fields must stay"
+            )
             continue
         if after.name != before.name:
             problems.append(

@@ -40,7 +40,7 @@ RULE_STATES = ("ok", "error")
 ROLES = ("admin", "analyst", "viewer")
 
 
-def _now() -> Column:  # type: ignore[type-arg]
+def _now() -> Column:
     return Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now())
 
 

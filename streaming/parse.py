@@ -1,10 +1,11 @@
 """Kafka records → typed events + quarantine (DESIGN §4 "Kafka messages", §6 step 1).
 
 A record is valid when it is UTF-8, a JSON object, has every non-nullable field and every
-present field has the declared type. Anything else goes to quarantine with its raw bytes and a
-reason; nothing is dropped silently. String fields accept any JSON scalar (``5`` → ``"5"``);
-numbers given as JSON strings (``"12"`` for an integer) are a wrong type. Keys not declared in
-the schema are ignored.
+present field fits its declared type as ``catalog.field_types.json_value_fits`` defines it
+(int32/int64 ranges, finite numbers, ISO-8601 timestamp strings — no epoch numbers —,
+``YYYY-MM-DD`` dates, JSON booleans). Everything else goes to quarantine with its raw bytes and
+a reason; nothing is dropped silently. One known leniency: a ``string`` field also accepts a
+JSON number/boolean/object and stores its JSON text. Keys not in the schema are ignored.
 """
 
 from __future__ import annotations
@@ -13,11 +14,21 @@ from collections.abc import Sequence
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
+from pyspark.sql.types import (
+    DateType,
+    DoubleType,
+    FloatType,
+    StringType,
+    StructField,
+    StructType,
+    TimestampType,
+)
 
-from streaming.schema import Field, event_time_field, struct_type
+from streaming.schema import Field, event_time_field
 
 CORRUPT = "_corrupt_record"
-PARSED = "_parsed"
+JSON = "_json"
+TYPED = "_typed"
 METADATA = [
     "_event_id",
     "_kafka_partition",
@@ -27,10 +38,36 @@ METADATA = [
     "_schema_version",
     "event_date",
 ]
+# Same shapes as catalog.field_types (_TIMESTAMP_RE, _DATE_RE), in Java regex syntax.
+TIMESTAMP_RE = (
+    r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})?$"
+)
+DATE_RE = r"^\d{4}-\d{2}-\d{2}$"
+_AS_TEXT = (TimestampType, DateType)
 
 
 def _q(name: str) -> str:
     return "`" + name.replace("`", "``") + "`"
+
+
+def _json_schema(fields: Sequence[Field]) -> StructType:
+    """What ``from_json`` reads: timestamps/dates as text, checked and cast by ``_typed``."""
+    out = [
+        StructField(f.name, StringType() if isinstance(f.spark_type, _AS_TEXT) else f.spark_type)
+        for f in fields
+    ]
+    return StructType([*out, StructField(CORRUPT, StringType())])
+
+
+def _typed_value(f: Field, value: Column) -> Column:
+    if isinstance(f.spark_type, TimestampType):
+        return F.when(value.rlike(TIMESTAMP_RE), value.try_cast("timestamp"))
+    if isinstance(f.spark_type, DateType):
+        return F.when(value.rlike(DATE_RE), value.try_cast("date"))
+    if isinstance(f.spark_type, FloatType | DoubleType):
+        finite = ~F.isnan(value) & (F.abs(value) != F.lit(float("inf")))
+        return F.when(finite, value)
+    return value
 
 
 def _labelled(label: str, names: list[Column]) -> Column:
@@ -38,29 +75,32 @@ def _labelled(label: str, names: list[Column]) -> Column:
     return F.when(joined != "", F.concat(F.lit(f"{label}: "), joined))
 
 
-def _reason(raw: Column, typed: Column, fields: Sequence[Field]) -> Column:
-    """Why a record is rejected (``None`` for a valid one); costly checks run only when bad."""
-    loose = F.from_json(raw, ", ".join(f"{_q(f.name)} string" for f in fields) or "x string")
-    wrong = [F.when(loose[f.name].isNotNull() & typed[f.name].isNull(), F.lit(f.name))
-             for f in fields]
-    required = [f for f in fields if not f.nullable]
-    missing = [F.when(typed[f.name].isNull(), F.lit(f.name)) for f in required]
-    absent = [F.when(loose[f.name].isNull(), F.lit(f.name)) for f in required]
-    missing_list = F.concat_ws(", ", *missing) if missing else F.lit("")
-    field_reasons = F.concat_ws(
-        "; ",
-        _labelled("wrong_type", wrong),
-        _labelled("missing_required", absent),
+def _reason(raw: Column, fields: Sequence[Field]) -> Column:
+    """Why a record is rejected (null for a valid one); costly checks run only for bad ones."""
+    parsed, typed = F.col(JSON), F.col(TYPED)
+    corrupt = parsed.isNull() | parsed[CORRUPT].isNotNull()
+    loose = F.from_json(raw, ", ".join(f"{_q(f.name)} string" for f in fields))
+    wrong = {
+        f.name: F.when(corrupt, loose[f.name].isNotNull() & parsed[f.name].isNull())
+        .otherwise(parsed[f.name].isNotNull() & typed[f.name].isNull())
+        for f in fields
+    }
+    wrong_names = [F.when(w, F.lit(name)) for name, w in wrong.items()]
+    missing_names = [
+        F.when(typed[f.name].isNull() & ~wrong[f.name], F.lit(f.name))
+        for f in fields
+        if not f.nullable
+    ]
+    detail = F.concat_ws(
+        "; ", _labelled("wrong_type", wrong_names), _labelled("missing_required", missing_names)
     )
-    is_corrupt = typed.isNull() | typed[CORRUPT].isNotNull()
     return (
         F.when(F.col("value").isNull(), F.lit("empty_value"))
-        .when(~F.expr(f"is_valid_utf8({_q('_raw')})"), F.lit("invalid_utf8"))
-        .when(is_corrupt & F.get_json_object(raw, "$").isNull(), F.lit("invalid_json"))
-        .when(is_corrupt & F.expr(f"json_object_keys({_q('_raw')})").isNull(),
-              F.lit("not_an_object"))
-        .when(is_corrupt, F.when(field_reasons != "", field_reasons).otherwise("wrong_type"))
-        .when(missing_list != "", F.concat(F.lit("missing_required: "), missing_list))
+        .when(~F.expr("is_valid_utf8(_raw)"), F.lit("invalid_utf8"))
+        .when(corrupt & F.get_json_object(raw, "$").isNull(), F.lit("invalid_json"))
+        .when(corrupt & F.expr("json_object_keys(_raw)").isNull(), F.lit("not_an_object"))
+        .when(detail != "", detail)
+        .when(corrupt, F.lit("wrong_type"))
     )
 
 
@@ -69,7 +109,7 @@ def event_id_column(key_field: str | None) -> Column:
     coords = F.sha2(F.concat_ws("|", "topic", "partition", "offset"), 256)
     if key_field is None:
         return coords
-    return F.coalesce(F.col(f"{PARSED}.{_q(key_field)}").cast("string"), coords)
+    return F.coalesce(F.col(TYPED)[key_field].cast("string"), coords)
 
 
 def parse_kafka(
@@ -79,36 +119,37 @@ def parse_kafka(
     key_field: str | None,
     schema_version: int,
 ) -> DataFrame:
-    """One row per Kafka record with the typed struct, metadata and ``_reason`` (null = valid).
+    """One row per Kafka record: typed struct, metadata and ``_reason`` (null = valid).
 
+    ``event_date`` is the UTC date of the event's own time field when the schema has one
+    (see ``schema.event_time_field``) and it is set, else of the Kafka record timestamp.
     Callers persist this once and split it with ``valid_events`` / ``quarantine_rows``.
     """
-    schema = struct_type(fields).add(CORRUPT, "string")
     raw = F.col("_raw")
-    typed = F.col(PARSED)
     time_field = event_time_field(fields)
     kafka_ts = F.col("timestamp")
-    event_ts = F.coalesce(typed[time_field], kafka_ts) if time_field else kafka_ts
-    return (
-        kafka_df.withColumn("_raw", F.col("value").cast("string"))
-        .withColumn(PARSED, F.from_json(raw, schema, {"columnNameOfCorruptRecord": CORRUPT}))
-        .select(
-            "value", "topic", "partition", "offset", "timestamp", PARSED,
-            _reason(raw, typed, fields).alias("_reason"),
-            event_id_column(key_field).alias("_event_id"),
-            F.col("partition").alias("_kafka_partition"),
-            F.col("offset").alias("_kafka_offset"),
-            kafka_ts.alias("_kafka_timestamp"),
-            F.current_timestamp().alias("_ingested_at"),
-            F.lit(schema_version).alias("_schema_version"),
-            F.to_date(event_ts).alias("event_date"),
-        )
+    event_ts = F.coalesce(F.col(TYPED)[time_field], kafka_ts) if time_field else kafka_ts
+    options = {"columnNameOfCorruptRecord": CORRUPT}
+    with_json = kafka_df.withColumn("_raw", F.col("value").cast("string")).withColumn(
+        JSON, F.from_json(raw, _json_schema(fields), options)
+    )
+    typed = F.struct(*[_typed_value(f, F.col(JSON)[f.name]).alias(f.name) for f in fields])
+    return with_json.withColumn(TYPED, typed).select(
+        "value", "topic", "partition", "offset", "timestamp", TYPED,
+        _reason(raw, fields).alias("_reason"),
+        event_id_column(key_field).alias("_event_id"),
+        F.col("partition").alias("_kafka_partition"),
+        F.col("offset").alias("_kafka_offset"),
+        kafka_ts.alias("_kafka_timestamp"),
+        F.current_timestamp().alias("_ingested_at"),
+        F.lit(schema_version).alias("_schema_version"),
+        F.to_date(event_ts).alias("event_date"),
     )
 
 
 def valid_events(parsed: DataFrame, fields: Sequence[Field]) -> DataFrame:
     """The bronze shape: the schema's typed fields then the metadata columns."""
-    cols = [F.col(f"{PARSED}.{_q(f.name)}").alias(f.name) for f in fields]
+    cols = [F.col(TYPED)[f.name].alias(f.name) for f in fields]
     return parsed.where(F.col("_reason").isNull()).select(*cols, *METADATA)
 
 

@@ -65,7 +65,7 @@ def analyse(df: DataFrame, rule: Rule) -> str | None:
     """``None`` when the rule is a boolean expression valid on ``df``, else the error."""
     try:
         dtype = df.limit(0).selectExpr(f"({rule.expression}) AS m").schema["m"].dataType
-    except Exception as exc:  # noqa: BLE001 - any analysis failure disables the rule
+    except Exception as exc:  # any analysis failure disables the rule, not the stream
         return f"{type(exc).__name__}: {exc}"[:MAX_ERROR]
     if not isinstance(dtype, BooleanType):
         return f"rule must be a boolean expression, got {dtype.simpleString()}"

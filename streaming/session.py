@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from pathlib import Path
 
 from pyspark.sql import SparkSession
@@ -27,7 +28,9 @@ def spark_jars(settings: Settings) -> list[str]:
     return sorted(str(p) for p in jar_dir.glob("*.jar")) if jar_dir.is_dir() else []
 
 
-def spark_conf(settings: Settings, *, delta: bool = True, shuffle_partitions: int = 4) -> dict:
+def spark_conf(
+    settings: Settings, *, delta: bool = True, jars: bool = True, shuffle_partitions: int = 4
+) -> dict:
     """The Spark configuration as a plain dict (tested without starting a JVM)."""
     conf: dict[str, str] = {
         "spark.sql.shuffle.partitions": str(shuffle_partitions),
@@ -38,11 +41,14 @@ def spark_conf(settings: Settings, *, delta: bool = True, shuffle_partitions: in
         "spark.driver.extraJavaOptions": "-Duser.timezone=UTC",
         "spark.sql.streaming.stopGracefullyOnShutdown": "true",
         "spark.sql.adaptive.enabled": "false",
+        # A rule such as `amount / qty > 5` must yield NULL (no match) on qty = 0, not fail
+        # the whole stream: rules run with non-ANSI semantics.
+        "spark.sql.ansi.enabled": "false",
         "spark.databricks.delta.schema.autoMerge.enabled": "false",
     }
-    jars = spark_jars(settings)
-    if jars:
-        conf["spark.jars"] = ",".join(jars)
+    jar_list = spark_jars(settings) if jars else []
+    if jar_list:
+        conf["spark.jars"] = ",".join(jar_list)
     if delta:
         conf["spark.sql.extensions"] = DELTA_EXTENSION
         conf["spark.sql.catalog.spark_catalog"] = DELTA_CATALOG
@@ -80,13 +86,15 @@ def build_session(
     *,
     settings: Settings | None = None,
     delta: bool = True,
+    jars: bool = True,
     shuffle_partitions: int = 4,
     extra_conf: dict[str, str] | None = None,
 ) -> SparkSession:
     """Get or create the process's SparkSession configured for Sentinel."""
     settings = settings or get_settings()
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = SparkSession.builder.appName(app_name).master(settings.spark_master)
-    conf = spark_conf(settings, delta=delta, shuffle_partitions=shuffle_partitions)
+    conf = spark_conf(settings, delta=delta, jars=jars, shuffle_partitions=shuffle_partitions)
     conf.update(extra_conf or {})
     for key, value in conf.items():
         builder = builder.config(key, value)

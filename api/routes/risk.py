@@ -29,7 +29,7 @@ def get_risk(
 ) -> RiskPublic:
     """Score, severity and matched rules of an event; `risky: false` when no rule matched."""
     try:
-        data: dict[str, str] = redis.hgetall(TXN_KEY.format(event_id=event_id))  # type: ignore[assignment]
+        data: dict[str, str] = redis.hgetall(TXN_KEY.format(event_id=event_id))
     except RedisError as exc:
         raise unavailable(f"risk store (Redis) unavailable: {type(exc).__name__}") from exc
     if not data:

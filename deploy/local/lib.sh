@@ -50,14 +50,26 @@ ok()   { printf '    %s%s%s\n' "$_G" "$*" "$_N"; }
 warn() { printf '    %sWARNING:%s %s\n' "$_Y" "$_N" "$*" >&2; }
 die()  { printf '%sERROR:%s %s\n' "$_R" "$_N" "$*" >&2; exit 1; }
 
-# step "title" cmd args...  -- runs a step, prints its duration, stops on failure.
+# step "title" cmd args...  -- runs a step under `set -e` and prints its duration; a failing
+# command stops the script and the EXIT trap names the step.
+_STEP=""
 step() {
   local title="$1"; shift
   local t0=$SECONDS
   printf '%s==> %s%s\n' "$_B" "$title" "$_N"
-  "$@" || die "step '$title' failed"
+  _STEP="$title"
+  "$@"
+  _STEP=""
   printf '    (%s: %ss)\n' "$title" "$((SECONDS - t0))"
 }
+_on_exit() {
+  local rc=$?
+  if ((rc != 0)) && [[ -n "$_STEP" ]]; then
+    printf '%sERROR:%s step "%s" failed (exit %s); logs are in %s\n' "$_R" "$_N" "$_STEP" "$rc" \
+      "$LOG_DIR" >&2
+  fi
+}
+trap _on_exit EXIT
 
 # ---------------------------------------------------------------- processes and ports
 
@@ -95,7 +107,7 @@ wait_until() {
   done
 }
 
-# start_bg NAME MARKER CMD... -- starts CMD detached (own session), output appended to the
+# start_bg NAME CMD... -- starts CMD detached (own session), output appended to the
 # service log, pid written by the process itself before it execs CMD.
 start_bg() {
   local name="$1"; shift
@@ -108,9 +120,10 @@ start_bg() {
   for i in 1 2 3 4 5 6 7 8 9 10; do [[ -s "$pidf" ]] && break; sleep 0.2; done
 }
 
-# stop_pid NAME MARKER [TIMEOUT] -- TERM (then KILL) the process of our pid file, if ours.
+# stop_pid NAME MARKER [TIMEOUT] [SIGNAL] -- SIGNAL (default TERM; KILL after TIMEOUT s) to
+# the process of our pid file, if it is ours.
 stop_pid() {
-  local name="$1" marker="$2" timeout="${3:-30}" pid t0
+  local name="$1" marker="$2" timeout="${3:-30}" sig="${4:-TERM}" pid t0
   if ! pid="$(our_pid "$name" "$marker")"; then
     if [[ -f "$(pid_file "$name")" ]]; then
       info "$name: not running (stale pid file removed)"
@@ -120,7 +133,7 @@ stop_pid() {
     fi
     return 0
   fi
-  kill -TERM "$pid" 2>/dev/null || true
+  kill -"$sig" "$pid" 2>/dev/null || true
   t0=$SECONDS
   while kill -0 "$pid" 2>/dev/null; do
     if ((SECONDS - t0 >= timeout)); then
@@ -186,6 +199,15 @@ apt_install() {
 need_cmd() {
   command -v "$1" >/dev/null 2>&1 || apt_install "$2"
   command -v "$1" >/dev/null 2>&1 || die "$1 still missing after installing $2"
+}
+
+# http_ok URL -- true when URL answers 2xx within 3 s (uses the venv's python: no curl needed).
+http_ok() {
+  "$PY" - "$1" <<'PYEOF' >/dev/null 2>&1
+import sys, urllib.request
+with urllib.request.urlopen(sys.argv[1], timeout=3) as r:
+    sys.exit(0 if 200 <= r.status < 300 else 1)
+PYEOF
 }
 
 sha_of() { cat "$@" | sha256sum | cut -d' ' -f1; }

@@ -49,7 +49,3 @@ def live_api(catalog_db: None, tmp_path_factory: pytest.TempPathFactory) -> Iter
     yield base
     proc.terminate()
     proc.wait(timeout=10)
-
-
-def auth(key: str) -> dict[str, str]:
-    return {"X-API-Key": key}

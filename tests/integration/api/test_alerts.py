@@ -14,7 +14,7 @@ from sqlalchemy import insert
 from catalog.db import get_engine
 from catalog.settings import get_settings
 from catalog.tables import fraud_alerts
-from tests.integration.api.conftest import auth
+from tests.support import auth
 
 pytestmark = pytest.mark.integration
 

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from catalog.db import get_engine
 from catalog.settings import get_settings
 from catalog.tables import pipeline_schema_versions, pipelines
-from tests.integration.api.conftest import auth
+from tests.support import auth
 
 pytestmark = pytest.mark.integration
 

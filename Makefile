@@ -1,0 +1,44 @@
+# Sentinel Lakehouse -- thin wrapper: the logic lives in deploy/local/*.sh
+SHELL := /bin/bash
+STACK := deploy/local/stack.sh
+VENV  := .venv/bin
+
+.DEFAULT_GOAL := help
+.PHONY: help up down status logs services jars migrate venv lint test test-unit
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+up: ## whole local stack: venv, jars, Postgres+migrations+admin key, Redis, Kafka, S3, API
+	@$(STACK) up
+
+down: ## stop exactly what `make up`/`make services` started
+	@$(STACK) down
+
+status: ## one line per service: up/down, port, pid, log
+	@$(STACK) status
+
+logs: ## tail the logs (S=kafka for one service)
+	@$(STACK) logs $(S)
+
+services: ## what the tests need: venv, jars, Postgres+migrations, Redis, Kafka, S3
+	@$(STACK) services
+
+venv: ## .venv with pip install -e '.[dev]' (skipped when up to date)
+	@$(STACK) venv
+
+jars: ## JVM jars from Maven Central into .sentinel/jars (skipped when up to date)
+	@$(STACK) jars
+
+migrate: ## start Postgres if needed and run the catalog migrations
+	@$(STACK) migrate
+
+lint: venv ## ruff + mypy
+	$(VENV)/ruff check .
+	$(VENV)/mypy
+
+test: services lint ## every test (unit, integration, e2e) against the real services
+	$(VENV)/pytest -m 'unit or integration or e2e'
+
+test-unit: venv ## unit tests only (no services)
+	$(VENV)/pytest -m unit

@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# The one-command local stack of Sentinel Lakehouse (no Docker needed).
+#
+#   stack.sh up        venv, jars, Postgres (+ migrations, admin key), Redis, Kafka, S3, API
+#   stack.sh services  the same without the API: what the tests need
+#   stack.sh down      stops exactly what these scripts started (pid files in .sentinel/run)
+#   stack.sh status    one line per service
+#   stack.sh logs [S]  tail -F the logs (all, or one service: postgres redis kafka s3 api)
+#   stack.sh venv | jars | migrate
+#
+# Every start is idempotent: a service already answering on its port is reused, not restarted.
+# Env: SENTINEL_HOME (default .sentinel), SENTINEL_START_S3=0 skips the S3 server in `up`,
+#      SENTINEL_KAFKA_HEAP (default "-Xmx512m -Xms256m").
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=deploy/local/lib.sh
+. "$HERE/lib.sh"
+for f in python jars postgres redis kafka s3 api; do
+  # shellcheck disable=SC1090
+  . "$HERE/$f.sh"
+done
+
+SERVICES=(postgres redis kafka s3 api)
+
+postgres_all() { start_postgres && bootstrap_postgres; }
+migrate_all() { run_migrations && ensure_admin_key; }
+
+start_services() {
+  step "python venv" ensure_venv
+  step "jvm jars" ensure_jars
+  step "postgres" postgres_all
+  step "catalog migrations" migrate_all
+  step "redis" start_redis
+  step "kafka" start_kafka
+  if [[ "${1:-}" == with-s3 || "${SENTINEL_START_S3:-1}" == 1 ]]; then
+    step "s3 server" start_s3
+  fi
+}
+
+summary() {
+  local key="$SENTINEL_HOME/admin-api-key"
+  echo
+  printf '%sSentinel Lakehouse local stack%s (%ss)\n' "$_B" "$_N" "$1"
+  if port_open "$API_PORT"; then
+    echo "  API        http://$HOST:$API_PORT   docs http://$HOST:$API_PORT/docs"
+  else
+    echo "  API        not running"
+  fi
+  echo "  Postgres   postgresql://sentinel@$HOST:$PG_PORT/sentinel"
+  echo "  Redis      redis://$HOST:$REDIS_PORT/0"
+  echo "  Kafka      $HOST:$KAFKA_PORT"
+  port_open "$S3_PORT" && echo "  S3         http://$HOST:$S3_PORT (any access key)"
+  if [[ -f "$key" ]]; then
+    echo "  admin key  $key"
+  else
+    echo "  admin key  not created yet ($key)"
+  fi
+  echo "  jars       $SENTINEL_HOME/jars/{spark,kafka}"
+  echo "  logs:"
+  local s
+  for s in "${SERVICES[@]}" pip maven apt postgres-initdb kafka-format; do
+    [[ -f "$(log_file "$s")" ]] && printf '    %-16s %s\n' "$s" "$(log_file "$s")"
+  done
+  echo "  stop with: make down    status: make status    logs: make logs [S=kafka]"
+}
+
+cmd_up() {
+  local t0=$SECONDS
+  start_services
+  step "api" start_api
+  summary "$((SECONDS - t0))"
+}
+
+cmd_services() {
+  local t0=$SECONDS
+  start_services with-s3
+  echo
+  echo "services ready in $((SECONDS - t0))s (make status for details)"
+}
+
+cmd_down() {
+  stop_api
+  stop_s3
+  stop_kafka
+  stop_redis
+  stop_postgres
+}
+
+cmd_status() {
+  status_line postgres "$PG_PORT" "$PG_MARKER"
+  status_line redis "$REDIS_PORT" "$REDIS_MARKER"
+  status_line kafka "$KAFKA_PORT" "$KAFKA_MARKER"
+  status_line s3 "$S3_PORT" "$S3_MARKER"
+  status_line api "$API_PORT" "$API_MARKER"
+}
+
+cmd_logs() {
+  local files=() s
+  if [[ -n "${1:-}" ]]; then
+    [[ -f "$(log_file "$1")" ]] || die "no log $(log_file "$1") (services: ${SERVICES[*]})"
+    files=("$(log_file "$1")")
+  else
+    for s in "${SERVICES[@]}"; do
+      [[ -f "$(log_file "$s")" ]] && files+=("$(log_file "$s")")
+    done
+  fi
+  ((${#files[@]})) || die "no logs yet in $LOG_DIR"
+  exec tail -n 40 -F "${files[@]}"
+}
+
+case "${1:-}" in
+  up) cmd_up ;;
+  services) cmd_services ;;
+  down) cmd_down ;;
+  status) cmd_status ;;
+  logs) cmd_logs "${2:-}" ;;
+  venv) step "python venv" ensure_venv ;;
+  jars) step "python venv" ensure_venv; step "jvm jars" ensure_jars ;;
+  migrate)
+    step "python venv" ensure_venv
+    step "postgres" postgres_all
+    step "catalog migrations" migrate_all
+    ;;
+  *)
+    sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
+    exit 2
+    ;;
+esac

@@ -1,0 +1,33 @@
+"""One local SparkSession (no jars, no Delta) shared by the streaming unit tests."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+KAFKA_SCHEMA = (
+    "key binary, value binary, topic string, partition int, offset long, "
+    "timestamp timestamp, timestampType int"
+)
+KAFKA_TS = dt.datetime(2026, 3, 1, 10, 0, 0)
+
+
+@pytest.fixture(scope="session")
+def spark():
+    from streaming.session import build_session
+
+    session = build_session("sentinel-unit-tests", delta=False, jars=False, shuffle_partitions=2)
+    yield session
+    session.stop()
+
+
+@pytest.fixture()
+def kafka_df(spark):
+    """Build a Kafka-shaped DataFrame from a list of raw values (offsets 0..n-1)."""
+
+    def make(values: list[bytes | None], topic: str = "t", partition: int = 0):
+        rows = [(None, v, topic, partition, i, KAFKA_TS, 0) for i, v in enumerate(values)]
+        return spark.createDataFrame(rows, KAFKA_SCHEMA)
+
+    return make
