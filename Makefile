@@ -37,8 +37,11 @@ lint: venv ## ruff + mypy
 	$(VENV)/ruff check .
 	$(VENV)/mypy
 
+PYTEST_RC := .sentinel/run/pytest.rc
+
 test: services lint ## every test (unit, integration, e2e) against the real services
-	$(VENV)/pytest -m 'unit or integration or e2e'
+	@rm -f $(PYTEST_RC)
+	$(VENV)/pytest -m 'unit or integration or e2e'; rc=$$?; echo $$rc > $(PYTEST_RC); exit $$rc
 
 test-unit: venv ## unit tests only (no services)
 	$(VENV)/pytest -m unit

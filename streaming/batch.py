@@ -87,12 +87,13 @@ def process_batch(df: DataFrame, batch_id: int, *, ctx: BatchContext) -> dict[st
         df, ctx.fields, key_field=p.event_id_field, schema_version=p.schema_version
     ).persist(StorageLevel.MEMORY_AND_DISK)
     try:
-        counts = parsed.agg(F.count("*").alias("n"), F.count("_reason").alias("q")).first()
+        counts = parsed.agg(F.count("*").alias("n"), F.count_if(~F.col("_valid")).alias("q"))
+        counts = counts.first()
         total, quarantined = int(counts["n"]), int(counts["q"])
         common = {"query_id": ctx.query_id, "batch_id": batch_id}
         if quarantined:
-            delta.append(quarantine_rows(parsed), ctx.paths.quarantine, table="quarantine",
-                         partition_by=["quarantine_date"], **common)
+            delta.append(quarantine_rows(parsed, ctx.fields), ctx.paths.quarantine,
+                         table="quarantine", partition_by=["quarantine_date"], **common)
         events = valid_events(parsed, ctx.fields)
         if total > quarantined:
             delta.append(events, ctx.paths.events, table="events",

@@ -44,7 +44,7 @@ def _ensure_tables(spark, ctx: BatchContext) -> None:
                          key_field=None, schema_version=0)
     delta.ensure_table(spark, ctx.paths.events, valid_events(parsed, ctx.fields).schema,
                        ["event_date"])
-    delta.ensure_table(spark, ctx.paths.quarantine, quarantine_rows(parsed).schema,
+    delta.ensure_table(spark, ctx.paths.quarantine, quarantine_rows(parsed, ctx.fields).schema,
                        ["quarantine_date"])
     delta.ensure_table(spark, ctx.paths.alerts, empty_alerts(spark, ctx).schema)
 

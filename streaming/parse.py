@@ -44,6 +44,7 @@ TIMESTAMP_RE = (
 )
 DATE_RE = r"^\d{4}-\d{2}-\d{2}$"
 _AS_TEXT = (TimestampType, DateType)
+_OPTIONS = {"columnNameOfCorruptRecord": CORRUPT}
 
 
 def _q(name: str) -> str:
@@ -75,10 +76,26 @@ def _labelled(label: str, names: list[Column]) -> Column:
     return F.when(joined != "", F.concat(F.lit(f"{label}: "), joined))
 
 
-def _reason(raw: Column, fields: Sequence[Field]) -> Column:
-    """Why a record is rejected (null for a valid one); costly checks run only for bad ones."""
+def _corrupt() -> Column:
+    parsed = F.col(JSON)
+    return parsed.isNull() | parsed[CORRUPT].isNotNull()
+
+
+def _is_valid(fields: Sequence[Field]) -> Column:
+    """Cheap validity test run on every record (the reason is only built for bad ones)."""
     parsed, typed = F.col(JSON), F.col(TYPED)
-    corrupt = parsed.isNull() | parsed[CORRUPT].isNotNull()
+    ok = F.col("value").isNotNull() & F.expr("is_valid_utf8(_raw)") & ~_corrupt()
+    for f in fields:
+        if not f.nullable:
+            ok = ok & typed[f.name].isNotNull()
+        elif isinstance(f.spark_type, (*_AS_TEXT, FloatType, DoubleType)):
+            ok = ok & (parsed[f.name].isNull() | typed[f.name].isNotNull())
+    return F.coalesce(ok, F.lit(False))
+
+
+def _reason(fields: Sequence[Field]) -> Column:
+    """Why a (known bad) record is rejected, most basic problem first."""
+    raw, parsed, typed, corrupt = F.col("_raw"), F.col(JSON), F.col(TYPED), _corrupt()
     loose = F.from_json(raw, ", ".join(f"{_q(f.name)} string" for f in fields))
     wrong = {
         f.name: F.when(corrupt, loose[f.name].isNotNull() & parsed[f.name].isNull())
@@ -100,7 +117,7 @@ def _reason(raw: Column, fields: Sequence[Field]) -> Column:
         .when(corrupt & F.get_json_object(raw, "$").isNull(), F.lit("invalid_json"))
         .when(corrupt & F.expr("json_object_keys(_raw)").isNull(), F.lit("not_an_object"))
         .when(detail != "", detail)
-        .when(corrupt, F.lit("wrong_type"))
+        .otherwise(F.lit("wrong_type"))
     )
 
 
@@ -119,7 +136,7 @@ def parse_kafka(
     key_field: str | None,
     schema_version: int,
 ) -> DataFrame:
-    """One row per Kafka record: typed struct, metadata and ``_reason`` (null = valid).
+    """One row per Kafka record: parsed and typed structs, metadata and ``_valid``.
 
     ``event_date`` is the UTC date of the event's own time field when the schema has one
     (see ``schema.event_time_field``) and it is set, else of the Kafka record timestamp.
@@ -129,14 +146,13 @@ def parse_kafka(
     time_field = event_time_field(fields)
     kafka_ts = F.col("timestamp")
     event_ts = F.coalesce(F.col(TYPED)[time_field], kafka_ts) if time_field else kafka_ts
-    options = {"columnNameOfCorruptRecord": CORRUPT}
     with_json = kafka_df.withColumn("_raw", F.col("value").cast("string")).withColumn(
-        JSON, F.from_json(raw, _json_schema(fields), options)
+        JSON, F.from_json(raw, _json_schema(fields), _OPTIONS)
     )
     typed = F.struct(*[_typed_value(f, F.col(JSON)[f.name]).alias(f.name) for f in fields])
     return with_json.withColumn(TYPED, typed).select(
         "value", "topic", "partition", "offset", "timestamp", TYPED,
-        _reason(raw, fields).alias("_reason"),
+        _is_valid(fields).alias("_valid"),
         event_id_column(key_field).alias("_event_id"),
         F.col("partition").alias("_kafka_partition"),
         F.col("offset").alias("_kafka_offset"),
@@ -150,14 +166,16 @@ def parse_kafka(
 def valid_events(parsed: DataFrame, fields: Sequence[Field]) -> DataFrame:
     """The bronze shape: the schema's typed fields then the metadata columns."""
     cols = [F.col(TYPED)[f.name].alias(f.name) for f in fields]
-    return parsed.where(F.col("_reason").isNull()).select(*cols, *METADATA)
+    return parsed.where(F.col("_valid")).select(*cols, *METADATA)
 
 
-def quarantine_rows(parsed: DataFrame) -> DataFrame:
+def quarantine_rows(parsed: DataFrame, fields: Sequence[Field]) -> DataFrame:
     """The quarantine shape: raw bytes, reason, Kafka coordinates and when it was seen."""
-    return parsed.where(F.col("_reason").isNotNull()).select(
+    bad = parsed.where(~F.col("_valid")).withColumn("_raw", F.col("value").cast("string"))
+    bad = bad.withColumn(JSON, F.from_json(F.col("_raw"), _json_schema(fields), _OPTIONS))
+    return bad.select(
         F.col("value").alias("raw_value"),
-        F.col("_reason").alias("reason"),
+        _reason(fields).alias("reason"),
         "topic",
         F.col("partition").alias("kafka_partition"),
         F.col("offset").alias("kafka_offset"),

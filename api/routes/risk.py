@@ -17,8 +17,10 @@ TXN_KEY = "fraud:txn:{event_id}"
 
 
 def _float_or_none(value: str | None) -> float | None:
+    if not value:
+        return None
     try:
-        return float(value) if value not in (None, "") else None
+        return float(value)
     except ValueError:
         return None
 

@@ -58,6 +58,10 @@ logger.state.name = state.change.logger
 logger.state.level = WARN
 logger.kafka.name = org.apache.kafka
 logger.kafka.level = INFO
+logger.perf.name = org.apache.kafka.controller.EventPerformanceMonitor
+logger.perf.level = WARN
+logger.periodic.name = org.apache.kafka.controller.PeriodicTaskControlManager
+logger.periodic.level = WARN
 PROPS
 }
 

@@ -27,12 +27,14 @@ STAMP_DIR="$SENTINEL_HOME/stamps"
 VENV="$ROOT/.venv"
 PY="$VENV/bin/python"
 
+# Loopback ports. The defaults are what the app's settings expect; the overrides exist to run a
+# second stack beside the first (e.g. to try the scripts from a fresh checkout).
 HOST=127.0.0.1
-PG_PORT=5432
-REDIS_PORT=6379
-KAFKA_PORT=9092
-KAFKA_CONTROLLER_PORT=9093
-S3_PORT=9000
+PG_PORT="${SENTINEL_PG_PORT:-5432}"
+REDIS_PORT="${SENTINEL_REDIS_PORT:-6379}"
+KAFKA_PORT="${SENTINEL_KAFKA_PORT:-9092}"
+KAFKA_CONTROLLER_PORT="${SENTINEL_KAFKA_CONTROLLER_PORT:-9093}"
+S3_PORT="${SENTINEL_S3_PORT:-9000}"
 API_PORT="${SENTINEL_API_PORT:-8000}"
 
 mkdir -p "$LOG_DIR" "$RUN_DIR" "$STAMP_DIR"
@@ -129,7 +131,7 @@ stop_pid() {
       info "$name: not running (stale pid file removed)"
       rm -f "$(pid_file "$name")"
     else
-      info "$name: not started by us, left alone"
+      info "$name: no pid file (not started by these scripts), nothing to stop"
     fi
     return 0
   fi

@@ -7,7 +7,8 @@ PG_VERSION=15
 PG_BIN="/usr/lib/postgresql/$PG_VERSION/bin"
 PG_MARKER="postgres"
 
-as_postgres() { setpriv --reuid=postgres --regid=postgres --init-groups -- "$@"; }
+# runs a command as the postgres OS user (from /, which that user can always enter)
+as_postgres() { (cd / && setpriv --reuid=postgres --regid=postgres --init-groups -- "$@"); }
 
 # The cluster lives in $SENTINEL_HOME/postgres when the postgres OS user can reach it; when a
 # parent folder is closed to other users (e.g. a 0700 checkout folder) it lives in /var/tmp and

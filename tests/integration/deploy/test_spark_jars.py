@@ -13,6 +13,7 @@ import boto3
 import pytest
 from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
+from pyspark.sql import SparkSession
 
 pytestmark = pytest.mark.integration
 
@@ -27,16 +28,17 @@ JDBC_URL = "jdbc:postgresql://127.0.0.1:5432/sentinel"
 def bucket() -> str:
     name = f"sentinel-jars-{uuid.uuid4().hex[:10]}"
     boto3.client(
-        "s3", endpoint_url=S3_ENDPOINT, aws_access_key_id="test",
-        aws_secret_access_key="test", region_name="us-east-1",
+        "s3",
+        endpoint_url=S3_ENDPOINT,
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+        region_name="us-east-1",
     ).create_bucket(Bucket=name)
     return name
 
 
 @pytest.fixture(scope="module")
-def spark() -> Iterator[object]:
-    from pyspark.sql import SparkSession
-
+def spark() -> Iterator[SparkSession]:
     jars = sorted(str(p) for p in SPARK_JARS.glob("*.jar"))
     assert jars, f"no jars in {SPARK_JARS}: run `make jars`"
     session = (
@@ -72,7 +74,7 @@ def test_no_jar_duplicates_pyspark() -> None:
         assert any(name.startswith(wanted) for name in ours), wanted
 
 
-def test_delta_on_s3a(spark, bucket: str) -> None:  # type: ignore[no-untyped-def]
+def test_delta_on_s3a(spark: SparkSession, bucket: str) -> None:
     path = f"s3a://{bucket}/delta/numbers"
     df = spark.range(100).selectExpr("id", "id * 2 AS twice")
     df.write.format("delta").save(path)
@@ -85,7 +87,7 @@ def test_delta_on_s3a(spark, bucket: str) -> None:  # type: ignore[no-untyped-de
     assert DeltaTable.forPath(spark, path).history().count() == 2
 
 
-def test_kafka_stream_to_delta_on_s3a_with_s3a_checkpoint(spark, bucket: str) -> None:  # type: ignore[no-untyped-def]
+def test_kafka_stream_to_delta_on_s3a_with_s3a_checkpoint(spark: SparkSession, bucket: str) -> None:
     topic = f"sentinel-jars-{uuid.uuid4().hex[:10]}"
     admin = KafkaAdminClient(bootstrap_servers=KAFKA)
     admin.create_topics([NewTopic(name=topic, num_partitions=2, replication_factor=1)])
@@ -120,10 +122,13 @@ def test_kafka_stream_to_delta_on_s3a_with_s3a_checkpoint(spark, bucket: str) ->
     assert values == list(range(50))
 
 
-def test_postgres_jdbc(spark) -> None:  # type: ignore[no-untyped-def]
+def test_postgres_jdbc(spark: SparkSession) -> None:
     table = f"jars_test_{uuid.uuid4().hex[:8]}"
     options = {
-        "url": JDBC_URL, "dbtable": table, "user": "sentinel", "password": "sentinel",
+        "url": JDBC_URL,
+        "dbtable": table,
+        "user": "sentinel",
+        "password": "sentinel",
         "driver": "org.postgresql.Driver",
     }
     spark.range(10).write.format("jdbc").options(**options).mode("overwrite").save()

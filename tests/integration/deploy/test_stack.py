@@ -19,7 +19,11 @@ HOST = "127.0.0.1"
 
 def test_postgres_answers_on_the_sentinel_database() -> None:
     conn = psycopg2.connect(
-        host=HOST, port=5432, user="sentinel", password="sentinel", dbname="sentinel",
+        host=HOST,
+        port=5432,
+        user="sentinel",
+        password="sentinel",
+        dbname="sentinel",
         connect_timeout=5,
     )
     try:

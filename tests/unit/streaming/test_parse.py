@@ -28,7 +28,7 @@ def _parse(kafka_df, values, key_field="transaction_id"):
     parsed = parse_kafka(kafka_df(values), FIELDS, key_field=key_field, schema_version=7)
     parsed = parsed.cache()
     valid = {r["_kafka_offset"]: r.asDict() for r in valid_events(parsed, FIELDS).collect()}
-    bad = {r["kafka_offset"]: r.asDict() for r in quarantine_rows(parsed).collect()}
+    bad = {r["kafka_offset"]: r.asDict() for r in quarantine_rows(parsed, FIELDS).collect()}
     return valid, bad
 
 

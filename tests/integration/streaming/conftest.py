@@ -1,0 +1,305 @@
+"""Real-service fixtures for the streaming engine: catalog rows, Kafka topics, the job process.
+
+Every test gets unique pipeline names/topics/warehouse paths, so the suite can run repeatedly.
+Expectations are computed in plain Python from the generated events and rule predicates.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from sqlalchemy import insert, select, update
+
+from catalog.db import get_engine
+from catalog.tables import pipelines, rules, stream_runs
+from streaming.producer import GeneratedEvent, send
+
+ROOT = Path(__file__).resolve().parents[3]
+BOOTSTRAP = "127.0.0.1:9092"
+S3_ENDPOINT = "http://127.0.0.1:9000"
+TRIGGER = 1.0
+SEVERITY_RANK = {"info": 1, "warning": 2, "critical": 3}
+
+SCHEMA = [
+    {"name": "transaction_id", "type": "string", "nullable": False},
+    {"name": "user_id", "type": "long", "nullable": True},
+    {"name": "amount", "type": "double", "nullable": False},
+    {"name": "currency", "type": "string", "nullable": True},
+    {"name": "merchant", "type": "string", "nullable": True},
+    {"name": "is_card_present", "type": "boolean", "nullable": True},
+    {"name": "event_time", "type": "timestamp", "nullable": False},
+]
+
+
+@dataclass
+class RuleSpec:
+    expression: str
+    severity: str
+    score: float | None
+    predicate: Callable[[dict[str, Any]], bool] | None  # None: the rule must fail analysis
+    id: int = 0
+    version: int = 1
+
+
+def base_rules() -> list[RuleSpec]:
+    """Rules over SCHEMA with a plain-Python twin each (SQL NULL → no match)."""
+    return [
+        RuleSpec("amount > 5000", "critical", 90.0, lambda e: e["amount"] > 5000),
+        RuleSpec("currency IN ('XX', 'ZZ-unknown')", "warning", 40.0,
+                 lambda e: e.get("currency") in ("XX", "ZZ-unknown")),
+        RuleSpec("user_id IS NULL", "info", 5.0, lambda e: e.get("user_id") is None),
+        RuleSpec("amount > 100 AND currency = 'USD' AND is_card_present = false", "warning",
+                 None, lambda e: e["amount"] > 100 and e.get("currency") == "USD"
+                 and e.get("is_card_present") is False),
+        RuleSpec("merchant LIKE 'alpha%' AND user_id BETWEEN 1 AND 500", "info", 1.0,
+                 lambda e: (e.get("merchant") or "").startswith("alpha")
+                 and e.get("user_id") is not None and 1 <= e["user_id"] <= 500),
+        RuleSpec("amount < 0 OR user_id = 0", "critical", 99.0,
+                 lambda e: e["amount"] < 0 or e.get("user_id") == 0),
+        RuleSpec("amount >>> 5", "warning", None, None),
+        RuleSpec("no_such_column > 1", "warning", None, None),
+    ]
+
+
+@dataclass
+class TestPipeline:
+    id: int
+    topic: str
+    rules: list[RuleSpec] = field(default_factory=list)
+    sent: list[GeneratedEvent] = field(default_factory=list)
+
+    def add_rule(self, spec: RuleSpec) -> RuleSpec:
+        with get_engine().begin() as conn:
+            spec.id = conn.execute(
+                insert(rules).values(pipeline_id=self.id, rule_expression=spec.expression,
+                                     severity=spec.severity, score=spec.score,
+                                     description=f"test rule {spec.expression}")
+                .returning(rules.c.id)
+            ).scalar_one()
+            _bump(conn, self.id)
+        self.rules.append(spec)
+        return spec
+
+    def set_rule_active(self, spec: RuleSpec, active: bool) -> None:
+        with get_engine().begin() as conn:
+            conn.execute(update(rules).where(rules.c.id == spec.id).values(is_active=active))
+            _bump(conn, self.id)
+
+    def set_status(self, status: str) -> None:
+        with get_engine().begin() as conn:
+            conn.execute(update(pipelines).where(pipelines.c.id == self.id)
+                         .values(status=status))
+
+    def produce(self, events: list[GeneratedEvent]) -> None:
+        send(events, self.topic, BOOTSTRAP)
+        self.sent.extend(events)
+
+    def rule_rows(self) -> dict[int, Any]:
+        with get_engine().connect() as conn:
+            rows = conn.execute(select(rules).where(rules.c.pipeline_id == self.id)).all()
+        return {r.id: r for r in rows}
+
+    def runs(self) -> list[Any]:
+        with get_engine().connect() as conn:
+            return conn.execute(select(stream_runs).where(stream_runs.c.pipeline_id == self.id)
+                                .order_by(stream_runs.c.id)).all()
+
+
+def _bump(conn, pipeline_id: int) -> None:
+    conn.execute(update(pipelines).where(pipelines.c.id == pipeline_id)
+                 .values(rules_version=pipelines.c.rules_version + 1))
+
+
+def create_topic(topic: str, partitions: int = 3) -> None:
+    from kafka.admin import KafkaAdminClient, NewTopic
+
+    admin = KafkaAdminClient(bootstrap_servers=BOOTSTRAP, request_timeout_ms=20_000)
+    try:
+        admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])
+    finally:
+        admin.close()
+
+
+def delete_topic(topic: str) -> None:
+    from kafka.admin import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=BOOTSTRAP, request_timeout_ms=20_000)
+    try:
+        admin.delete_topics([topic])
+    except Exception:  # cleanup is best effort
+        pass
+    finally:
+        admin.close()
+
+
+@pytest.fixture()
+def make_pipeline(catalog_db: None) -> Iterator[Callable[..., TestPipeline]]:
+    """Create pipelines (catalog row + Kafka topic); topics are deleted afterwards."""
+    made: list[TestPipeline] = []
+
+    def make(specs: list[RuleSpec] | None = None) -> TestPipeline:
+        name = f"it-stream-{uuid.uuid4().hex[:10]}"
+        create_topic(name)
+        with get_engine().begin() as conn:
+            pid = conn.execute(
+                insert(pipelines).values(name=name, kafka_topic=name, status="active",
+                                         key_field="transaction_id", schema=SCHEMA)
+                .returning(pipelines.c.id)
+            ).scalar_one()
+        tp = TestPipeline(pid, name)
+        for spec in specs or []:
+            tp.add_rule(spec)
+        made.append(tp)
+        return tp
+
+    yield make
+    for tp in made:
+        delete_topic(tp.topic)
+
+
+class JobProcess:
+    """``python -m streaming.job`` in its own process group (so SIGKILL takes the JVM too)."""
+
+    def __init__(self, pipeline_id: int, env: dict[str, str], log_path: Path) -> None:
+        self.pipeline_id, self.env, self.log_path = pipeline_id, env, log_path
+        self.proc: subprocess.Popen | None = None
+        self.starts = 0
+
+    def start(self, max_offsets: int | None = None) -> None:
+        args = [sys.executable, "-m", "streaming.job", "--pipeline-id", str(self.pipeline_id),
+                "--trigger-seconds", str(TRIGGER)]
+        if max_offsets:
+            args += ["--max-offsets", str(max_offsets)]
+        self.starts += 1
+        with self.log_path.open("a") as fh:
+            fh.write(f"\n===== start #{self.starts} =====\n")
+            fh.flush()
+            self.proc = subprocess.Popen(args, cwd=ROOT, env=self.env, stdout=fh,
+                                         stderr=subprocess.STDOUT, start_new_session=True)
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=30)
+
+    def wait_exit(self, timeout: float) -> int:
+        assert self.proc is not None
+        return self.proc.wait(timeout=timeout)
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def log_tail(self, n: int = 60) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+
+    def stop(self) -> None:
+        if self.alive():
+            assert self.proc is not None
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.proc.wait(timeout=30)
+
+
+@pytest.fixture()
+def job_factory(tmp_path: Path) -> Iterator[Callable[..., JobProcess]]:
+    jobs: list[JobProcess] = []
+
+    def make(pipeline_id: int, extra_env: dict[str, str]) -> JobProcess:
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **extra_env}
+        job = JobProcess(pipeline_id, env, tmp_path / f"job-{pipeline_id}.log")
+        jobs.append(job)
+        return job
+
+    yield make
+    for job in jobs:
+        job.stop()
+
+
+@pytest.fixture(scope="session")
+def spark_reader():
+    """A Spark session in the test process to read the Delta tables (local and s3a)."""
+    from catalog.settings import Settings
+    from streaming.session import build_session
+
+    settings = Settings(s3_endpoint=S3_ENDPOINT, s3_access_key_id="testing",
+                        s3_secret_access_key="testing", spark_master="local[1]")
+    return build_session("sentinel-it-reader", settings=settings, shuffle_partitions=1)
+
+
+def committed_offsets(checkpoint_files: Callable[[str], dict[str, str]]) -> int:
+    """Sum of Kafka offsets the checkpoint has committed (0 before the first commit)."""
+    commits = checkpoint_files("commits")
+    if not commits:
+        return 0
+    last = max(int(name) for name in commits if name.isdigit())
+    offsets = checkpoint_files("offsets").get(str(last))
+    if offsets is None:
+        return 0
+    data = json.loads(offsets.strip().splitlines()[-1])
+    return sum(int(o) for parts in data.values() for o in parts.values())
+
+
+def local_checkpoint(root: Path) -> Callable[[str], dict[str, str]]:
+    def files(sub: str) -> dict[str, str]:
+        d = root / sub
+        if not d.is_dir():
+            return {}
+        return {p.name: p.read_text() for p in d.iterdir() if p.name.isdigit()}
+
+    return files
+
+
+def wait_for(cond: Callable[[], bool], timeout: float, what: str, job: JobProcess) -> float:
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if cond():
+            return time.monotonic() - started
+        if not job.alive():
+            pytest.fail(f"job exited while waiting for {what}:\n{job.log_tail()}")
+        time.sleep(0.5)
+    pytest.fail(f"timed out after {timeout}s waiting for {what}:\n{job.log_tail()}")
+
+
+def expected_alerts(tp: TestPipeline, events: list[GeneratedEvent] | None = None,
+                    specs: list[RuleSpec] | None = None) -> set[tuple[int, str]]:
+    """{(rule_id, event_id)} that the rules' Python twins predict for the valid events."""
+    evs = [e.event for e in (events if events is not None else tp.sent) if e.event]
+    live = [r for r in (specs if specs is not None else tp.rules) if r.predicate]
+    return {(r.id, e["transaction_id"]) for r in live for e in evs if r.predicate(e)}
+
+
+def expected_quarantine(events: list[GeneratedEvent]) -> Counter:
+    return Counter((e.value, e.malformed) for e in events if e.malformed)
+
+
+def reason_kind(reason: str) -> str:
+    for kind in ("invalid_json", "not_an_object", "missing_required", "wrong_type"):
+        if reason.startswith(kind):
+            return kind
+    return reason
+
+
+@pytest.fixture(scope="session")
+def kit() -> SimpleNamespace:
+    """The helpers above, for test modules (conftest is not importable as a module)."""
+    return SimpleNamespace(
+        RuleSpec=RuleSpec, base_rules=base_rules, SCHEMA=SCHEMA, TRIGGER=TRIGGER,
+        S3_ENDPOINT=S3_ENDPOINT, SEVERITY_RANK=SEVERITY_RANK, committed_offsets=committed_offsets,
+        local_checkpoint=local_checkpoint, wait_for=wait_for, expected_alerts=expected_alerts,
+        expected_quarantine=expected_quarantine, reason_kind=reason_kind,
+    )
