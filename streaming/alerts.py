@@ -47,8 +47,13 @@ def alert_id(pipeline_id: int, rule_id: int, rule_version: int, event_id: str) -
     return hashlib.sha256(raw.encode("utf-8")).hexdigest()
 
 
-def to_alerts(matches: DataFrame, fields: Sequence[Field], pipeline_id: int) -> DataFrame:
-    """The alert rows (``ALERT_COLUMNS``) from ``rules.evaluate`` output."""
+def to_alerts(
+    matches: DataFrame, fields: Sequence[Field], pipeline_id: int, alert_time: Column
+) -> DataFrame:
+    """The alert rows (``ALERT_COLUMNS``) from ``rules.evaluate`` output.
+
+    ``alert_time`` is one value for the whole batch, so every sink stores the same timestamp.
+    """
     time_field = event_time_field(fields)
     event_time = (
         F.coalesce(F.col(time_field), F.col("_kafka_timestamp"))
@@ -68,7 +73,7 @@ def to_alerts(matches: DataFrame, fields: Sequence[Field], pipeline_id: int) -> 
         "rule_description",
         F.col("_event_id").alias("event_id"),
         event_time.alias("event_time"),
-        F.current_timestamp().alias("alert_timestamp"),
+        alert_time.cast("timestamp").alias("alert_timestamp"),
         data.alias("transaction_data"),
         F.col("_kafka_partition").alias("kafka_partition"),
         F.col("_kafka_offset").alias("kafka_offset"),

@@ -11,12 +11,12 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from pyspark import StorageLevel
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.types import StructType, TimestampType
 
 from streaming import progress
 from streaming.alerts import to_alerts
@@ -53,35 +53,36 @@ class BatchContext:
         self.fields = self.pipeline.fields
 
 
-def _collect_alerts(alerts: DataFrame) -> tuple[list[dict[str, Any]], StructType]:
-    """The batch's alerts as plain dicts (timestamps as ISO-8601 UTC text) and their schema."""
+def empty_kafka_frame(spark: SparkSession) -> DataFrame:
+    """A Kafka-source-shaped empty DataFrame, built without Python workers."""
+    return spark.range(0).selectExpr(
+        *[f"CAST(NULL AS {t}) AS {n}" for n, t in (c.split() for c in KAFKA_SCHEMA.split(", "))]
+    )
+
+
+def _collect_alerts(alerts: DataFrame) -> list[dict[str, Any]]:
+    """The batch's alerts as plain dicts, timestamps as ISO-8601 UTC text."""
     as_text = alerts.select(
         *[F.date_format(c, ISO).alias(c) if c in _TIMES else F.col(c) for c in alerts.columns]
     )
-    return [r.asDict() for r in as_text.collect()], as_text.schema
+    return [r.asDict() for r in as_text.collect()]
 
 
-def _alerts_frame(spark, rows: list[dict[str, Any]], schema: StructType) -> DataFrame:
-    """The collected alerts back as a DataFrame (same values as Postgres/Redis got)."""
-    df = spark.createDataFrame(rows, schema)
-    return df.select(
-        *[F.col(c).cast(TimestampType()).alias(c) if c in _TIMES else F.col(c)
-          for c in df.columns]
-    )
-
-
-def empty_alerts(spark, ctx: BatchContext) -> DataFrame:
-    """An empty alerts frame with the Delta alerts schema (to create the table up front)."""
-    kafka = spark.createDataFrame([], KAFKA_SCHEMA)
-    parsed = parse_kafka(kafka, ctx.fields, key_field=None, schema_version=0)
+def table_frames(spark: SparkSession, ctx: BatchContext) -> dict[str, DataFrame]:
+    """Empty frames with the exact schemas of the three Delta tables (to create them)."""
+    parsed = parse_kafka(empty_kafka_frame(spark), ctx.fields, key_field=None, schema_version=0)
     events = valid_events(parsed, ctx.fields)
-    _, schema = _collect_alerts(to_alerts(evaluate(events, []), ctx.fields, ctx.pipeline.id))
-    return _alerts_frame(spark, [], schema)
+    return {
+        "events": events,
+        "quarantine": quarantine_rows(parsed, ctx.fields),
+        "alerts": to_alerts(evaluate(events, []), ctx.fields, ctx.pipeline.id, F.lit(None)),
+    }
 
 
 def process_batch(df: DataFrame, batch_id: int, *, ctx: BatchContext) -> dict[str, Any]:
     """Process one micro-batch; returns its counts (also logged and recorded)."""
     started = time.monotonic()
+    now = datetime.now(UTC).replace(tzinfo=None)  # alert_timestamp of the batch (UTC)
     p = ctx.pipeline
     parsed = parse_kafka(
         df, ctx.fields, key_field=p.event_id_field, schema_version=p.schema_version
@@ -99,12 +100,15 @@ def process_batch(df: DataFrame, batch_id: int, *, ctx: BatchContext) -> dict[st
             delta.append(events, ctx.paths.events, table="events",
                          partition_by=["event_date"], **common)
         active = ctx.rules.refresh(events)
-        rows, schema = _collect_alerts(to_alerts(evaluate(events, active), ctx.fields, p.id))
-        new_pg = postgres.write_alerts(rows)
-        new_redis = ctx.redis.write_alerts(rows) if ctx.redis else 0
-        if rows:
-            delta.append(_alerts_frame(df.sparkSession, rows, schema), ctx.paths.alerts,
-                         table="alerts", **common)
+        alerts = to_alerts(evaluate(events, active), ctx.fields, p.id, F.lit(now)).persist()
+        try:
+            rows = _collect_alerts(alerts)
+            new_pg = postgres.write_alerts(rows)
+            new_redis = ctx.redis.write_alerts(rows) if ctx.redis else 0
+            if rows:
+                delta.append(alerts, ctx.paths.alerts, table="alerts", **common)
+        finally:
+            alerts.unpersist()
     finally:
         parsed.unpersist()
     duration_ms = int((time.monotonic() - started) * 1000)

@@ -16,8 +16,7 @@ import sys
 
 from catalog.settings import get_settings
 from streaming import progress
-from streaming.batch import BatchContext, empty_alerts, process_batch
-from streaming.parse import parse_kafka, quarantine_rows, valid_events
+from streaming.batch import BatchContext, process_batch, table_frames
 from streaming.pipeline import Paths, load_pipeline
 from streaming.rules import RuleCache
 from streaming.session import build_session
@@ -38,15 +37,10 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def _ensure_tables(spark, ctx: BatchContext) -> None:
-    from streaming.batch import KAFKA_SCHEMA
-
-    parsed = parse_kafka(spark.createDataFrame([], KAFKA_SCHEMA), ctx.fields,
-                         key_field=None, schema_version=0)
-    delta.ensure_table(spark, ctx.paths.events, valid_events(parsed, ctx.fields).schema,
-                       ["event_date"])
-    delta.ensure_table(spark, ctx.paths.quarantine, quarantine_rows(parsed, ctx.fields).schema,
-                       ["quarantine_date"])
-    delta.ensure_table(spark, ctx.paths.alerts, empty_alerts(spark, ctx).schema)
+    frames = table_frames(spark, ctx)
+    delta.ensure_table(frames["events"], ctx.paths.events, ["event_date"])
+    delta.ensure_table(frames["quarantine"], ctx.paths.quarantine, ["quarantine_date"])
+    delta.ensure_table(frames["alerts"], ctx.paths.alerts)
 
 
 def run(pipeline_id: int, *, trigger_seconds: float | None = None,

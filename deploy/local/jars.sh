@@ -13,6 +13,8 @@ jars_up_to_date() {
 }
 
 # artifact_stem FILE.jar -> the name before the version ("jackson-core-2.21.2.jar" -> "jackson-core")
+count_jars() { local f=("$1"/*.jar); [[ -e "${f[0]}" ]] && echo "${#f[@]}" || echo 0; }
+
 artifact_stem() { basename "$1" .jar | sed -E 's/-[0-9].*$//'; }
 
 # Drops from jars/spark every artifact pyspark already ships (whatever the version): two copies
@@ -37,7 +39,7 @@ prune_spark_jars() {
 
 ensure_jars() {
   if jars_up_to_date; then
-    ok "jars up to date ($JARS_DIR: spark $(ls "$JARS_DIR/spark" | wc -l) jars, kafka $(ls "$JARS_DIR/kafka" | wc -l) jars)"
+    ok "jars up to date ($JARS_DIR: spark $(count_jars "$JARS_DIR/spark") jars, kafka $(count_jars "$JARS_DIR/kafka") jars)"
     return 0
   fi
   need_cmd java openjdk-17-jre-headless
@@ -57,6 +59,6 @@ ensure_jars() {
   rm -rf "$tmp"
   prune_spark_jars
   jars_wanted_hash >"$STAMP_DIR/jars.sha256"
-  ok "spark: $(ls "$JARS_DIR/spark" | wc -l) jars, $(du -sh "$JARS_DIR/spark" | cut -f1)"
-  ok "kafka: $(ls "$JARS_DIR/kafka" | wc -l) jars, $(du -sh "$JARS_DIR/kafka" | cut -f1)"
+  ok "spark: $(count_jars "$JARS_DIR/spark") jars, $(du -sh "$JARS_DIR/spark" | cut -f1)"
+  ok "kafka: $(count_jars "$JARS_DIR/kafka") jars, $(du -sh "$JARS_DIR/kafka" | cut -f1)"
 }

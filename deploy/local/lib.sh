@@ -1,4 +1,4 @@
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034
 # Shared helpers of the local stack scripts (sourced, never run).
 #
 # Conventions
@@ -9,7 +9,7 @@
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 export ROOT
-cd "$ROOT"
+cd "$ROOT" || exit 1
 
 # .env (git-ignored) may set SENTINEL_* for the scripts too.
 if [[ -f "$ROOT/.env" ]]; then
@@ -117,6 +117,7 @@ start_bg() {
   log="$(log_file "$name")"
   pidf="$(pid_file "$name")"
   printf '\n==== %s start %s ====\n' "$name" "$(date -Is)" >>"$log"
+  # shellcheck disable=SC2016  # $$ and $0 belong to the inner shell
   setsid bash -c 'echo $$ >"$0"; exec "$@"' "$pidf" "$@" >>"$log" 2>&1 </dev/null &
   local i
   for i in 1 2 3 4 5 6 7 8 9 10; do [[ -s "$pidf" ]] && break; sleep 0.2; done

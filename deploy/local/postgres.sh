@@ -54,10 +54,10 @@ start_postgres() {
   fi
   apt_install "postgresql-$PG_VERSION"
   need_cmd setpriv util-linux
-  local root data sock
-  root="$(pg_root)"
-  data="$root/data"
-  sock="$root/socket"
+  local pgdir data sock
+  pgdir="$(pg_root)"
+  data="$pgdir/data"
+  sock="$pgdir/socket"
   as_postgres mkdir -p "$sock"
   if [[ ! -f "$data/PG_VERSION" ]]; then
     info "initdb $data"

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql.types import StructType
+from pyspark.sql import DataFrame
 
 from streaming.sinks.retry import with_retry
 
@@ -37,15 +36,13 @@ def append(
     with_retry(f"delta append {table} batch {batch_id}", lambda: writer.save(path))
 
 
-def ensure_table(
-    spark: SparkSession, path: str, schema: StructType, partition_by: list[str] | None = None
-) -> None:
-    """Create an empty Delta table at ``path`` when none exists (so readers always find it)."""
+def ensure_table(empty: DataFrame, path: str, partition_by: list[str] | None = None) -> None:
+    """Create an empty Delta table at ``path`` (schema of ``empty``) when none exists."""
     from delta.tables import DeltaTable
 
-    if DeltaTable.isDeltaTable(spark, path):
+    if DeltaTable.isDeltaTable(empty.sparkSession, path):
         return
-    writer = spark.createDataFrame([], schema).write.format("delta").mode("append")
+    writer = empty.write.format("delta").mode("append")
     if partition_by:
         writer = writer.partitionBy(*partition_by)
     writer.save(path)

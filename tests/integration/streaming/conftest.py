@@ -294,6 +294,60 @@ def reason_kind(reason: str) -> str:
     return reason
 
 
+def check_sinks(spark, tp: TestPipeline, warehouse: str,
+                expected: set[tuple[int, str]]) -> None:
+    """Bronze, quarantine, Delta alerts, Postgres and Redis all hold exactly what is expected."""
+    import redis
+
+    from catalog.settings import get_settings
+    from streaming.alerts import alert_id
+
+    base = f"{warehouse}/bronze/pipeline_{tp.id}"
+    valid = [e for e in tp.sent if e.event]
+    bronze = [r["_event_id"] for r in
+              spark.read.format("delta").load(f"{base}/events").select("_event_id").collect()]
+    assert len(bronze) == len(valid)
+    assert set(bronze) == {e.event["transaction_id"] for e in valid}
+    quarantine = spark.read.format("delta").load(f"{base}/quarantine").collect()
+    got_q = Counter((bytes(r["raw_value"]), reason_kind(r["reason"])) for r in quarantine)
+    assert got_q == expected_quarantine(tp.sent)
+
+    versions = {spec.id: spec.version for spec in tp.rules}
+    delta_alerts = spark.read.format("delta").load(f"{warehouse}/silver/pipeline_{tp.id}/alerts")
+    rows = delta_alerts.select("rule_id", "event_id", "alert_id").collect()
+    assert len(rows) == len(expected)
+    assert {(r["rule_id"], r["event_id"]) for r in rows} == expected
+    with get_engine().connect() as conn:
+        pg = conn.exec_driver_sql(
+            "select rule_id, event_id, alert_id, rule_version from fraud_alerts "
+            "where pipeline_id = %s", (tp.id,)
+        ).all()
+    assert len(pg) == len(expected)
+    assert {(r.rule_id, r.event_id) for r in pg} == expected
+    assert all(r.alert_id == alert_id(tp.id, r.rule_id, versions[r.rule_id], r.event_id)
+               for r in pg)
+
+    client = redis.Redis.from_url(get_settings().redis_dsn, decode_responses=True)
+    by_rule = {spec.id: spec for spec in tp.rules}
+    per_event: dict[str, list[RuleSpec]] = {}
+    for rule_id, event_id in expected:
+        per_event.setdefault(event_id, []).append(by_rule[rule_id])
+    pipe = client.pipeline(transaction=False)
+    for event_id in per_event:
+        pipe.hgetall(f"fraud:txn:{event_id}")
+    for (_event_id, specs), got in zip(per_event.items(), pipe.execute(), strict=True):
+        assert got["rule_ids"] == ",".join(str(i) for i in sorted(s.id for s in specs))
+        assert got["severity"] == max((s.severity for s in specs), key=SEVERITY_RANK.get)
+        scores = [s.score for s in specs if s.score is not None]
+        assert (float(got["score"]) if got["score"] else None) == (max(scores) if scores
+                                                                   else None)
+        assert got["pipeline_id"] == str(tp.id) and got["alert_time"]
+    counts = Counter(by_rule[rule_id].severity for rule_id, _ in expected)
+    got_counts = {k: int(v) for k, v in client.hgetall(f"fraud:counts:{tp.id}").items()}
+    assert got_counts == dict(counts)
+    assert client.xlen(f"fraud:alerts:{tp.id}") == len(expected)
+
+
 @pytest.fixture(scope="session")
 def kit() -> SimpleNamespace:
     """The helpers above, for test modules (conftest is not importable as a module)."""
@@ -302,4 +356,5 @@ def kit() -> SimpleNamespace:
         S3_ENDPOINT=S3_ENDPOINT, SEVERITY_RANK=SEVERITY_RANK, committed_offsets=committed_offsets,
         local_checkpoint=local_checkpoint, wait_for=wait_for, expected_alerts=expected_alerts,
         expected_quarantine=expected_quarantine, reason_kind=reason_kind,
+        check_sinks=check_sinks,
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from pyspark.sql import functions as F
 
 from streaming.alerts import alert_id, to_alerts
 from streaming.parse import parse_kafka, valid_events
@@ -93,7 +94,7 @@ def test_analysis_accepts_good_rules(events):
 
 def test_alert_ids_match_python_and_rows(events):
     matches = evaluate(events, [r for r, _ in RULES])
-    alerts = to_alerts(matches, FIELDS, pipeline_id=42).collect()
+    alerts = to_alerts(matches, FIELDS, 42, F.current_timestamp()).collect()
     assert alerts, "expected some alerts"
     for a in alerts:
         assert a["alert_id"] == alert_id(42, a["rule_id"], a["rule_version"], a["event_id"])

@@ -1,0 +1,98 @@
+"""What orchestration reads from and writes to the catalog (plain SQLAlchemy Core)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date
+from typing import Any
+
+from sqlalchemy import Connection, func, insert, select, update
+
+from catalog.tables import fraud_alerts, stream_runs
+from catalog.tables import pipelines as pipelines_table
+from orchestration.reconcile import DesiredPipeline, ExternalStream
+
+FAILING = "failing"
+
+
+def pipelines(conn: Connection) -> list[dict[str, Any]]:
+    """Every pipeline row (id, name, topic, status, key field, schema …)."""
+    table = pipelines_table
+    rows = conn.execute(select(table).order_by(table.c.id)).mappings().all()
+    return [dict(r) for r in rows]
+
+
+def desired(conn: Connection) -> list[DesiredPipeline]:
+    """Every pipeline's desired state."""
+    table = pipelines_table
+    rows = conn.execute(
+        select(table.c.id, table.c.status, table.c.schema_version, table.c.updated_at)
+    ).all()
+    return [DesiredPipeline(r.id, r.status, r.schema_version, r.updated_at) for r in rows]
+
+
+def open_streams(conn: Connection) -> list[ExternalStream]:
+    """``stream_runs`` rows not ended yet (a stream is running or died without a word)."""
+    c = stream_runs.c
+    rows = conn.execute(
+        select(c.id, c.pipeline_id, c.dagster_run_id, c.updated_at).where(c.ended_at.is_(None))
+    ).all()
+    return [ExternalStream(r.pipeline_id, r.id, r.dagster_run_id, r.updated_at) for r in rows]
+
+
+def errors_by_dagster_run(conn: Connection, run_ids: Iterable[str]) -> dict[str, str]:
+    """The streaming job's own last error for each Dagster run that recorded one."""
+    ids = list(run_ids)
+    if not ids:
+        return {}
+    c = stream_runs.c
+    rows = conn.execute(
+        select(c.dagster_run_id, c.last_error)
+        .where(c.dagster_run_id.in_(ids), c.last_error.is_not(None))
+    ).all()
+    return {r.dagster_run_id: r.last_error for r in rows}
+
+
+def progress(conn: Connection, dagster_run_id: str) -> dict[str, Any] | None:
+    """The ``stream_runs`` row the streaming job writes for this Dagster run."""
+    c = stream_runs.c
+    row = conn.execute(
+        select(stream_runs).where(c.dagster_run_id == dagster_run_id).order_by(c.id.desc())
+    ).mappings().first()
+    return dict(row) if row else None
+
+
+def mark_failing(conn: Connection, pipeline_id: int, attempts: int, error: str) -> bool:
+    """Record on the latest run that the watcher gave up; True when that is news.
+
+    ``GET /api/pipelines/{id}/health`` reads the latest ``stream_runs`` row: it then shows
+    ``state=failing`` with the last error and the number of attempts.
+    """
+    c = stream_runs.c
+    latest = conn.execute(
+        select(c.id, c.status).where(c.pipeline_id == pipeline_id)
+        .order_by(c.started_at.desc(), c.id.desc()).limit(1)
+    ).first()
+    message = f"gave up after {attempts} failed attempts: {error}"[:4000]
+    if latest is not None and latest.status == FAILING:
+        return False
+    if latest is None:
+        conn.execute(insert(stream_runs).values(
+            pipeline_id=pipeline_id, status=FAILING, last_error=message,
+            restarts=attempts, ended_at=func.now()))
+        return True
+    conn.execute(update(stream_runs).where(c.id == latest.id).values(
+        status=FAILING, last_error=message, restarts=attempts,
+        ended_at=func.coalesce(c.ended_at, func.now()), updated_at=func.now()))
+    return True
+
+
+def alert_counts_by_day(conn: Connection, pipeline_id: int, before: date) -> dict[date, int]:
+    """Alerts in Postgres per UTC day of ``alert_timestamp``, for days before ``before``."""
+    day = func.date(func.timezone("UTC", fraud_alerts.c.alert_timestamp))
+    rows = conn.execute(
+        select(day.label("day"), func.count().label("n"))
+        .where(fraud_alerts.c.pipeline_id == pipeline_id, day < before)
+        .group_by(day)
+    ).all()
+    return {r.day: int(r.n) for r in rows}

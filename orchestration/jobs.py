@@ -1,0 +1,109 @@
+"""Job ``stream_pipeline``: one pipeline's streaming query, run and watched by Dagster (§7).
+
+The op starts ``python -m streaming.job`` as a child, turns each new micro-batch recorded in
+``stream_runs`` into a log line and an observation of the pipeline's ``bronze_events``
+partition, and on termination (UI, API pause, the watcher) asks the child to stop after its
+current batch. A child exiting non-zero fails the run with the stream's own last error.
+"""
+
+
+import time
+
+from dagster import (
+    AssetObservation,
+    Config,
+    DagsterExecutionInterruptedError,
+    Failure,
+    MetadataValue,
+    OpExecutionContext,
+    job,
+    op,
+)
+
+from orchestration import catalog_queries as q
+from orchestration.resources import CatalogResource
+from orchestration.stream_process import StreamProcess
+
+PIPELINE_TAG = "sentinel/pipeline_id"
+SCHEMA_TAG = "sentinel/schema_version"
+KIND_TAG = "sentinel/kind"
+BATCH_FIELDS = ("last_batch_id", "last_batch_rows", "input_rows", "rows_per_second",
+                "batch_duration_ms", "alerts", "quarantined", "kafka_lag")
+
+
+class StreamConfig(Config):
+    """Which pipeline to stream; the trigger defaults to ``SENTINEL_TRIGGER_INTERVAL_SECONDS``."""
+
+    pipeline_id: int
+    trigger_seconds: float | None = None
+    poll_seconds: float = 3.0
+    stop_timeout_seconds: float = 180.0
+
+
+def _observe(context: OpExecutionContext, pipeline_id: int, row: dict) -> None:
+    meta = {k: row[k] for k in BATCH_FIELDS if row.get(k) is not None}
+    meta["status"] = row["status"]
+    context.log.info("pipeline %s batch %s: %s", pipeline_id, row.get("last_batch_id"),
+                     ", ".join(f"{k}={v}" for k, v in meta.items()))
+    context.log_event(AssetObservation(
+        asset_key="bronze_events", partition=str(pipeline_id),
+        metadata={**meta, "stream_run_id": row["id"],
+                  "last_batch_at": str(row.get("last_batch_at") or "")},
+    ))
+
+
+def _follow(context: OpExecutionContext, child: StreamProcess, catalog: CatalogResource,
+            config: StreamConfig) -> int:
+    """Poll the child and its ``stream_runs`` row until the child exits; returns its code."""
+    seen: tuple = ()
+    while True:
+        rc = child.poll()
+        row = catalog.call(q.progress, context.run_id)
+        if row is not None:
+            key = (row["status"], row["last_batch_id"])
+            if key != seen:
+                seen = key
+                _observe(context, config.pipeline_id, row)
+        if rc is not None:
+            return rc
+        time.sleep(config.poll_seconds)
+
+
+@op(description="Run one pipeline's Spark Structured Streaming query until it is stopped.",
+    tags={KIND_TAG: "stream"})
+def run_stream(context: OpExecutionContext, config: StreamConfig,
+               catalog: CatalogResource) -> None:
+    child = StreamProcess(config.pipeline_id, context.run_id, config.trigger_seconds)
+    pid = child.start()
+    context.log.info("started streaming.job for pipeline %s (pid %s), log %s",
+                     config.pipeline_id, pid, child.log)
+    try:
+        rc = _follow(context, child, catalog, config)
+    except (DagsterExecutionInterruptedError, KeyboardInterrupt):
+        context.log.info("run terminated: asking the stream to finish its batch and stop")
+        rc, graceful = child.stop(config.stop_timeout_seconds)
+        context.log.info("stream exited with %s (%s)", rc,
+                         "graceful" if graceful else "killed after timeout")
+        raise
+    row = catalog.call(q.progress, context.run_id) or {}
+    if rc == 0:
+        context.log.info("stream stopped: %s", row.get("last_error") or row.get("status"))
+        return
+    error = row.get("last_error") or child.tail() or f"exit code {rc}"
+    raise Failure(
+        description=f"streaming job for pipeline {config.pipeline_id} exited with {rc}: "
+                    f"{error.splitlines()[0] if error else ''}"[:2000],
+        metadata={"exit_code": rc, "last_error": MetadataValue.text(error[-4000:]),
+                  "log": MetadataValue.path(str(child.log))},
+    )
+
+
+@job(description="One pipeline's stream (launched, stopped and restarted by pipeline_watcher).",
+     tags={KIND_TAG: "stream"})
+def stream_pipeline():
+    run_stream()
+
+
+def stream_run_config(pipeline_id: int) -> dict:
+    """The run config that points ``stream_pipeline`` at one pipeline."""
+    return {"ops": {"run_stream": {"config": {"pipeline_id": pipeline_id}}}}

@@ -1,0 +1,202 @@
+"""Desired state (the ``pipelines`` table) + observed runs → what the watcher must do (§7).
+
+Pure functions, no Dagster and no database: the sensor gathers the facts, this module decides.
+Rules, per pipeline:
+
+- paused/stopped → terminate its live runs;
+- active, a live run on an older schema version → terminate it (relaunched once it ended);
+- active, a live run → nothing; a live stream started outside Dagster → nothing (no 2nd stream);
+- active, no live run → launch; after failures, relaunch with exponential backoff, and past
+  ``max_attempts`` consecutive failures mark the pipeline failing instead. Failures count only
+  since the pipeline's last desired-state change, so pause + resume (or a schema change) resets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+LIVE_STATUSES = frozenset({"QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING"})
+CANCELING = "CANCELING"
+FAILURE = "FAILURE"
+
+
+@dataclass(frozen=True)
+class DesiredPipeline:
+    """A row of ``pipelines``: what the user asked for."""
+
+    id: int
+    status: str  # active | paused | stopped
+    schema_version: int
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class ObservedRun:
+    """A ``stream_pipeline`` run of one pipeline, as the Dagster instance reports it."""
+
+    run_id: str
+    pipeline_id: int
+    schema_version: int | None
+    status: str  # DagsterRunStatus value
+    created_at: datetime
+    ended_at: datetime | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class ExternalStream:
+    """An open ``stream_runs`` row (no ``ended_at``): a stream is (or was recently) alive."""
+
+    pipeline_id: int
+    stream_run_id: int
+    dagster_run_id: str | None
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class Policy:
+    """How hard the watcher tries: relaunch cap, backoff, and a live stream's heartbeat."""
+
+    max_attempts: int = 5
+    backoff_base_seconds: float = 30.0
+    backoff_max_seconds: float = 600.0
+    heartbeat_seconds: float = 60.0
+
+    def backoff(self, failures: int) -> timedelta:
+        """Wait before relaunch number ``failures + 1`` (30 s, 60 s, 120 s … up to the max)."""
+        seconds = self.backoff_base_seconds * 2 ** max(failures - 1, 0)
+        return timedelta(seconds=min(seconds, self.backoff_max_seconds))
+
+
+@dataclass(frozen=True)
+class Launch:
+    pipeline_id: int
+    schema_version: int
+    attempt: int
+    run_key: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Terminate:
+    pipeline_id: int
+    run_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class MarkFailing:
+    pipeline_id: int
+    attempts: int
+    error: str
+
+
+@dataclass(frozen=True)
+class Wait:
+    """Nothing to do for this pipeline now; ``reason`` says why (becomes the skip reason)."""
+
+    pipeline_id: int
+    reason: str
+
+
+Action = Launch | Terminate | MarkFailing | Wait
+
+
+def run_key(pipeline_id: int, schema_version: int, previous_run_id: str | None) -> str:
+    """Stable across ticks until a new run exists: the same decision never launches twice."""
+    after = previous_run_id[:8] if previous_run_id else "none"
+    return f"pipeline-{pipeline_id}:v{schema_version}:after-{after}"
+
+
+def _consecutive_failures(p: DesiredPipeline, runs: Sequence[ObservedRun]) -> list[ObservedRun]:
+    failed: list[ObservedRun] = []
+    for r in runs:  # newest first
+        if r.created_at < p.updated_at or r.schema_version != p.schema_version:
+            break
+        if r.status != FAILURE:
+            break
+        failed.append(r)
+    return failed
+
+
+def _external(
+    p: DesiredPipeline, streams: Iterable[ExternalStream], known: set[str], now: datetime,
+    policy: Policy,
+) -> ExternalStream | None:
+    fresh = now - timedelta(seconds=policy.heartbeat_seconds)
+    for s in streams:
+        if s.pipeline_id == p.id and s.updated_at >= fresh and s.dagster_run_id not in known:
+            return s
+    return None
+
+
+def reconcile_pipeline(
+    p: DesiredPipeline,
+    runs: Sequence[ObservedRun],
+    streams: Iterable[ExternalStream],
+    now: datetime,
+    policy: Policy,
+) -> list[Action]:
+    """The actions for one pipeline; ``runs`` are its runs, newest first."""
+    live = [r for r in runs if r.status in LIVE_STATUSES]
+    if p.status != "active":
+        stop: list[Action] = [Terminate(p.id, r.run_id, f"pipeline is {p.status}")
+                              for r in live if r.status != CANCELING]
+        return stop or [Wait(p.id, f"pipeline {p.id} is {p.status}: no stream to stop")]
+    outdated = [r for r in live if r.schema_version != p.schema_version]
+    stop = [Terminate(p.id, r.run_id, f"schema version {r.schema_version} -> {p.schema_version}")
+            for r in outdated if r.status != CANCELING]
+    if stop:
+        return stop
+    if live:
+        r = live[0]
+        what = "stopping" if r.status == CANCELING or outdated else r.status.lower()
+        return [Wait(p.id, f"pipeline {p.id}: run {r.run_id[:8]} {what}")]
+    known = {r.run_id for r in runs}
+    ext = _external(p, streams, known, now, policy)
+    if ext is not None:
+        return [Wait(p.id, f"pipeline {p.id}: stream started outside Dagster is live "
+                           f"(stream_runs #{ext.stream_run_id}); not starting a second one")]
+    previous = runs[0].run_id if runs else None
+    key = run_key(p.id, p.schema_version, previous)
+    failed = _consecutive_failures(p, runs)
+    if not failed:
+        return [Launch(p.id, p.schema_version, 1, key, f"pipeline {p.id} is active, no stream")]
+    last = failed[0]
+    error = last.error or "run failed (no error recorded)"
+    if len(failed) >= policy.max_attempts:
+        return [MarkFailing(p.id, len(failed), error)]
+    due = (last.ended_at or last.created_at) + policy.backoff(len(failed))
+    if now < due:
+        wait = int((due - now).total_seconds()) + 1
+        return [Wait(p.id, f"pipeline {p.id}: {len(failed)} failure(s), retry "
+                           f"{len(failed) + 1}/{policy.max_attempts} in {wait}s: {error[:200]}")]
+    return [Launch(p.id, p.schema_version, len(failed) + 1, key,
+                   f"relaunch after {len(failed)} failure(s): {error[:200]}")]
+
+
+def reconcile(
+    pipelines: Iterable[DesiredPipeline],
+    runs: Iterable[ObservedRun],
+    streams: Iterable[ExternalStream],
+    now: datetime,
+    policy: Policy | None = None,
+) -> list[Action]:
+    """Every pipeline's actions; runs of pipelines that no longer exist are terminated."""
+    policy = policy or Policy()
+    by_pipeline: dict[int, list[ObservedRun]] = {}
+    for r in sorted(runs, key=lambda r: r.created_at, reverse=True):
+        by_pipeline.setdefault(r.pipeline_id, []).append(r)
+    stream_list = list(streams)
+    actions: list[Action] = []
+    seen: set[int] = set()
+    for p in sorted(pipelines, key=lambda p: p.id):
+        seen.add(p.id)
+        actions += reconcile_pipeline(p, by_pipeline.get(p.id, []), stream_list, now, policy)
+    for pid, rs in sorted(by_pipeline.items()):
+        if pid not in seen:
+            actions += [Terminate(pid, r.run_id, f"pipeline {pid} was deleted")
+                        for r in rs if r.status in LIVE_STATUSES and r.status != CANCELING]
+    return actions

@@ -1,0 +1,133 @@
+"""Sensor ``pipeline_watcher``: makes Dagster's stream runs match the ``pipelines`` table.
+
+Every tick it (1) adds a ``pipelines`` partition for every new pipeline, (2) gathers the facts
+(desired state, this pipeline's ``stream_pipeline`` runs by tag, open ``stream_runs`` rows),
+(3) lets ``reconcile`` decide and (4) carries the decision out: RunRequests with idempotent
+run keys, terminations through the run coordinator, ``failing`` marks in the catalog. When
+nothing is launched the skip reason lists what each pipeline is waiting for.
+"""
+
+
+from datetime import UTC, datetime
+
+from dagster import (
+    AddDynamicPartitionsRequest,
+    AssetObservation,
+    DagsterRunStatus,
+    DefaultSensorStatus,
+    RunRequest,
+    RunsFilter,
+    SensorEvaluationContext,
+    SensorResult,
+    SkipReason,
+    sensor,
+)
+
+from orchestration import catalog_queries as q
+from orchestration.assets import PIPELINES_PARTITIONS
+from orchestration.jobs import (
+    KIND_TAG,
+    PIPELINE_TAG,
+    SCHEMA_TAG,
+    stream_pipeline,
+    stream_run_config,
+)
+from orchestration.reconcile import (
+    LIVE_STATUSES,
+    Launch,
+    MarkFailing,
+    ObservedRun,
+    Terminate,
+    Wait,
+    reconcile,
+)
+from orchestration.resources import CatalogResource, StreamPolicyResource
+
+SENSOR_INTERVAL_SECONDS = 15
+LIVE = [DagsterRunStatus(s) for s in sorted(LIVE_STATUSES)]
+
+
+def _observed(record, error: str | None = None) -> ObservedRun | None:
+    run = record.dagster_run
+    try:
+        pid = int(run.tags[PIPELINE_TAG])
+    except (KeyError, ValueError):
+        return None
+    version = run.tags.get(SCHEMA_TAG)
+    ended = datetime.fromtimestamp(record.end_time, UTC) if record.end_time else None
+    return ObservedRun(run.run_id, pid, int(version) if version else None, run.status.value,
+                       record.create_timestamp, ended, error)
+
+
+def observe_runs(instance, pipeline_ids: list[int], history: int) -> list:
+    """Live runs of every pipeline plus the last ``history`` runs of each (for backoff)."""
+    job = stream_pipeline.name
+    records = {r.dagster_run.run_id: r for r in instance.get_run_records(
+        RunsFilter(job_name=job, statuses=LIVE))}
+    for pid in pipeline_ids:
+        for r in instance.get_run_records(
+                RunsFilter(job_name=job, tags={PIPELINE_TAG: str(pid)}), limit=history):
+            records[r.dagster_run.run_id] = r
+    return list(records.values())
+
+
+def _terminate(context: SensorEvaluationContext, action: Terminate) -> None:
+    context.log.info("terminating run %s of pipeline %s: %s", action.run_id, action.pipeline_id,
+                     action.reason)
+    try:
+        context.instance.run_coordinator.cancel_run(action.run_id)
+    except Exception as exc:  # a run already gone must not stop the other decisions
+        context.log.warning("could not terminate run %s: %s", action.run_id, exc)
+
+
+@sensor(
+    job=stream_pipeline,
+    minimum_interval_seconds=SENSOR_INTERVAL_SECONDS,
+    default_status=DefaultSensorStatus.RUNNING,
+    description="Launch, stop and restart stream_pipeline runs to match the pipelines table.",
+)
+def pipeline_watcher(
+    context: SensorEvaluationContext, catalog: CatalogResource, stream_policy: StreamPolicyResource
+) -> SensorResult | SkipReason:
+    policy = stream_policy.policy()
+    desired = catalog.call(q.desired)
+    known = set(context.instance.get_dynamic_partitions(PIPELINES_PARTITIONS.name))
+    new_keys = [str(p.id) for p in desired if str(p.id) not in known]
+    records = observe_runs(context.instance, [p.id for p in desired], policy.max_attempts + 2)
+    failed = [r.dagster_run.run_id for r in records
+              if r.dagster_run.status == DagsterRunStatus.FAILURE]
+    errors = catalog.call(q.errors_by_dagster_run, failed)
+    runs = [o for r in records if (o := _observed(r, errors.get(r.dagster_run.run_id)))]
+    actions = reconcile(desired, runs, catalog.call(q.open_streams), datetime.now(UTC), policy)
+
+    requests, waits, events = [], [], []
+    for a in actions:
+        if isinstance(a, Launch):
+            context.log.info("launching pipeline %s (attempt %s): %s", a.pipeline_id, a.attempt,
+                             a.reason)
+            requests.append(RunRequest(
+                run_key=a.run_key, run_config=stream_run_config(a.pipeline_id),
+                tags={PIPELINE_TAG: str(a.pipeline_id), SCHEMA_TAG: str(a.schema_version),
+                      KIND_TAG: "stream", "sentinel/attempt": str(a.attempt)}))
+        elif isinstance(a, Terminate):
+            _terminate(context, a)
+            waits.append(f"pipeline {a.pipeline_id}: terminating run {a.run_id[:8]} ({a.reason})")
+        elif isinstance(a, MarkFailing):
+            waits.append(f"pipeline {a.pipeline_id}: FAILING after {a.attempts} attempts, "
+                         f"not relaunched: {a.error[:200]}")
+            if catalog.call(q.mark_failing, a.pipeline_id, a.attempts, a.error):
+                context.log.error(waits[-1])
+                events.append(AssetObservation(
+                    asset_key="bronze_events", partition=str(a.pipeline_id),
+                    metadata={"stream_state": "failing", "attempts": a.attempts,
+                              "last_error": a.error[:2000]}))
+        elif isinstance(a, Wait):
+            waits.append(a.reason)
+    partitions = [AddDynamicPartitionsRequest(
+        partitions_def_name=PIPELINES_PARTITIONS.name, partition_keys=new_keys)] if new_keys else []
+    if not requests and not partitions and not events:
+        return SkipReason("; ".join(waits) or "no pipelines in the catalog")
+    return SensorResult(
+        run_requests=requests, dynamic_partitions_requests=partitions, asset_events=events,
+        skip_reason=None if requests else ("; ".join(waits) or "partitions updated"),
+    )
