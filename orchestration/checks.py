@@ -38,7 +38,7 @@ def _result(bad: dict[str, str], good: dict[str, str], rule: str,
     )
 
 
-@asset_check(asset=bronze_events, description="An active pipeline's bronze table got a commit "
+@asset_check(asset=bronze_events.key, description="An active pipeline's bronze table got a commit "
              "within the last max_age_minutes.")
 def bronze_freshness(context: AssetCheckExecutionContext, config: FreshnessConfig,
                      catalog: CatalogResource, object_store: ObjectStoreResource,
@@ -60,7 +60,7 @@ def bronze_freshness(context: AssetCheckExecutionContext, config: FreshnessConfi
                               f"{config.max_age_minutes} min")
 
 
-@asset_check(asset=quarantine, description="Quarantined records stay below max_share of all "
+@asset_check(asset=quarantine.key, description="Quarantined records stay below max_share of all "
              "records received.")
 def quarantine_rate(context: AssetCheckExecutionContext, config: QuarantineConfig,
                     catalog: CatalogResource, object_store: ObjectStoreResource,
@@ -77,7 +77,7 @@ def quarantine_rate(context: AssetCheckExecutionContext, config: QuarantineConfi
     return _result(bad, good, f"quarantine share at most {config.max_share:.0%}")
 
 
-@asset_check(asset=silver_alerts, description="For every closed UTC day, alerts in Postgres "
+@asset_check(asset=silver_alerts.key, description="For every closed UTC day, alerts in Postgres "
              "equal alerts in the Delta table.")
 def alerts_reconciled(context: AssetCheckExecutionContext, catalog: CatalogResource,
                       lake: LakeResource) -> AssetCheckResult:

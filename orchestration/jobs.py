@@ -16,6 +16,7 @@ from dagster import (
     Failure,
     MetadataValue,
     OpExecutionContext,
+    in_process_executor,
     job,
     op,
 )
@@ -99,7 +100,7 @@ def run_stream(context: OpExecutionContext, config: StreamConfig,
 
 
 @job(description="One pipeline's stream (launched, stopped and restarted by pipeline_watcher).",
-     tags={KIND_TAG: "stream"})
+     tags={KIND_TAG: "stream"}, executor_def=in_process_executor)
 def stream_pipeline():
     run_stream()
 

@@ -79,9 +79,44 @@ def table_frames(spark: SparkSession, ctx: BatchContext) -> dict[str, DataFrame]
     }
 
 
+class _Phases:
+    """Seconds spent per step of a batch, for the one-line batch log."""
+
+    def __init__(self) -> None:
+        self.last = time.monotonic()
+        self.spent: dict[str, float] = {}
+
+    def mark(self, name: str) -> None:
+        now = time.monotonic()
+        self.spent[name] = round(now - self.last, 2)
+        self.last = now
+
+    def __str__(self) -> str:
+        return ",".join(f"{k}:{v}" for k, v in self.spent.items())
+
+
+def _write_alerts(ctx: BatchContext, alerts: DataFrame, batch_id: int, t: _Phases) -> tuple:
+    """Alerts to Postgres and Redis, then Delta; returns (alerts, new in pg, new in redis)."""
+    alerts = alerts.persist()
+    try:
+        rows = _collect_alerts(alerts)
+        t.mark("rules")
+        new_pg = postgres.write_alerts(rows)
+        t.mark("pg")
+        new_redis = ctx.redis.write_alerts(rows) if ctx.redis else 0
+        t.mark("redis")
+        if rows:
+            delta.append(alerts, ctx.paths.alerts, table="alerts", query_id=ctx.query_id,
+                         batch_id=batch_id)
+        t.mark("alerts")
+        return len(rows), new_pg, new_redis
+    finally:
+        alerts.unpersist()
+
+
 def process_batch(df: DataFrame, batch_id: int, *, ctx: BatchContext) -> dict[str, Any]:
     """Process one micro-batch; returns its counts (also logged and recorded)."""
-    started = time.monotonic()
+    started, t = time.monotonic(), _Phases()
     now = datetime.now(UTC).replace(tzinfo=None)  # alert_timestamp of the batch (UTC)
     p = ctx.pipeline
     parsed = parse_kafka(
@@ -91,38 +126,36 @@ def process_batch(df: DataFrame, batch_id: int, *, ctx: BatchContext) -> dict[st
         counts = parsed.agg(F.count("*").alias("n"), F.count_if(~F.col("_valid")).alias("q"))
         counts = counts.first()
         total, quarantined = int(counts["n"]), int(counts["q"])
+        t.mark("parse")
         common = {"query_id": ctx.query_id, "batch_id": batch_id}
         if quarantined:
             delta.append(quarantine_rows(parsed, ctx.fields), ctx.paths.quarantine,
                          table="quarantine", partition_by=["quarantine_date"], **common)
+        t.mark("quarantine")
         events = valid_events(parsed, ctx.fields)
         if total > quarantined:
             delta.append(events, ctx.paths.events, table="events",
                          partition_by=["event_date"], **common)
+        t.mark("bronze")
         active = ctx.rules.refresh(events)
-        alerts = to_alerts(evaluate(events, active), ctx.fields, p.id, F.lit(now)).persist()
-        try:
-            rows = _collect_alerts(alerts)
-            new_pg = postgres.write_alerts(rows)
-            new_redis = ctx.redis.write_alerts(rows) if ctx.redis else 0
-            if rows:
-                delta.append(alerts, ctx.paths.alerts, table="alerts", **common)
-        finally:
-            alerts.unpersist()
+        matches = evaluate(events, active)
+        n_alerts, new_pg, new_redis = _write_alerts(
+            ctx, to_alerts(matches, ctx.fields, p.id, F.lit(now)), batch_id, t
+        )
     finally:
         parsed.unpersist()
     duration_ms = int((time.monotonic() - started) * 1000)
     stats = {
         "batch_id": batch_id, "rows": total, "valid": total - quarantined,
         "quarantined": quarantined, "rules": len(active), "rule_errors": len(ctx.rules.errors),
-        "alerts": len(rows), "new_pg": new_pg, "new_redis": new_redis,
+        "alerts": n_alerts, "new_pg": new_pg, "new_redis": new_redis,
         "duration_ms": duration_ms,
         "rows_per_s": round(total / max(duration_ms, 1) * 1000, 1),
     }
     ctx.last = stats
     if ctx.run_id is not None:
         progress.record_batch(ctx.run_id, batch_id=batch_id, rows=total, duration_ms=duration_ms,
-                              alerts=len(rows), quarantined=quarantined)
-    log.info("pipeline=%s batch=%s %s", p.id, batch_id,
-             " ".join(f"{k}={v}" for k, v in stats.items() if k != "batch_id"))
+                              alerts=n_alerts, quarantined=quarantined)
+    log.info("pipeline=%s batch=%s %s phases=%s", p.id, batch_id,
+             " ".join(f"{k}={v}" for k, v in stats.items() if k != "batch_id"), t)
     return stats

@@ -80,7 +80,7 @@ def _extreme(name: str, ftype: FieldType, rng: random.Random, i: int) -> Any:
         case FieldType.BOOLEAN:
             return True
         case FieldType.TIMESTAMP:
-            return _iso(_BASE_TIME.replace(hour=3) + timedelta(days=-rng.randint(365, 3650)))
+            return _iso(_BASE_TIME.replace(hour=3) + timedelta(seconds=i))  # a night-time event
         case FieldType.DATE:
             return "1970-01-01"
     raise ValueError(f"unknown field type {ftype}")
