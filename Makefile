@@ -4,7 +4,7 @@ STACK := deploy/local/stack.sh
 VENV  := .venv/bin
 
 .DEFAULT_GOAL := help
-.PHONY: help up down status logs services jars migrate venv lint test test-unit
+.PHONY: help up down status logs services jars migrate venv lint test test-unit demo demo-stop
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -32,6 +32,12 @@ jars: ## JVM jars from Maven Central into .sentinel/jars (skipped when up to dat
 
 migrate: ## start Postgres if needed and run the catalog migrations
 	@$(STACK) migrate
+
+demo: ## the demo pipeline (Payment Transactions, 2 rules) active + a producer at 5 events/s
+	@$(STACK) demo
+
+demo-stop: ## stop the demo producer (the pipeline stays; pause it via the API)
+	@$(STACK) demo-stop
 
 lint: venv ## ruff + mypy
 	$(VENV)/ruff check .

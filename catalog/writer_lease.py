@@ -17,6 +17,7 @@ from contextlib import contextmanager
 
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
 from catalog.settings import get_settings
@@ -111,10 +112,14 @@ def writer_lease(
         try:
             yield
         finally:
-            conn.execute(
-                text("select pg_advisory_unlock(:ns, hashtext(:key))"),
-                {"ns": LEASE_NAMESPACE, "key": key},
-            )
+            try:
+                conn.execute(
+                    text("select pg_advisory_unlock(:ns, hashtext(:key))"),
+                    {"ns": LEASE_NAMESPACE, "key": key},
+                )
+            except DBAPIError as exc:  # the session is gone, and its lock with it
+                log.warning("writer lease for %s: connection lost before release (%s)",
+                            key, str(exc).splitlines()[0])
     finally:
         conn.close()
         conn.engine.dispose()

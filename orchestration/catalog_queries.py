@@ -22,13 +22,18 @@ def pipelines(conn: Connection) -> list[dict[str, Any]]:
     return [dict(r) for r in rows]
 
 
-def desired(conn: Connection) -> list[DesiredPipeline]:
-    """Every pipeline's desired state."""
+def desired(conn: Connection, names_like: str | None = None) -> list[DesiredPipeline]:
+    """Every pipeline's desired state (only names matching ``names_like`` when given)."""
     table = pipelines_table
-    rows = conn.execute(
-        select(table.c.id, table.c.status, table.c.schema_version, table.c.updated_at)
-    ).all()
+    query = select(table.c.id, table.c.status, table.c.schema_version, table.c.updated_at)
+    if names_like:
+        query = query.where(table.c.name.like(names_like))
+    rows = conn.execute(query).all()
     return [DesiredPipeline(r.id, r.status, r.schema_version, r.updated_at) for r in rows]
+
+
+def pipeline_ids(conn: Connection) -> set[int]:
+    return set(conn.execute(select(pipelines_table.c.id)).scalars())
 
 
 def open_streams(conn: Connection) -> list[ExternalStream]:

@@ -2,7 +2,8 @@
 
 Tunables come from the environment (defaults in brackets): ``SENTINEL_STREAM_MAX_ATTEMPTS``
 [5], ``SENTINEL_STREAM_BACKOFF_SECONDS`` [30], ``SENTINEL_STREAM_BACKOFF_MAX_SECONDS`` [600],
-``SENTINEL_STREAM_HEARTBEAT_SECONDS`` [60], ``SENTINEL_COMPACTION_SPARK_MASTER`` [local[2]].
+``SENTINEL_STREAM_HEARTBEAT_SECONDS`` [60], ``SENTINEL_COMPACTION_SPARK_MASTER`` [local[2]],
+``SENTINEL_WATCH_PIPELINES_LIKE`` [all pipelines: a SQL LIKE pattern on names].
 """
 
 
@@ -43,6 +44,7 @@ def build_definitions() -> Definitions:
                 backoff_base_seconds=_env("STREAM_BACKOFF_SECONDS", 30),
                 backoff_max_seconds=_env("STREAM_BACKOFF_MAX_SECONDS", 600),
                 heartbeat_seconds=_env("STREAM_HEARTBEAT_SECONDS", 60),
+                only_names_like=os.environ.get("SENTINEL_WATCH_PIPELINES_LIKE") or None,
             ),
             "lake": LakeResource(
                 spark_master=os.environ.get("SENTINEL_COMPACTION_SPARK_MASTER", "local[2]")),

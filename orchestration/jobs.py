@@ -90,10 +90,15 @@ def run_stream(context: OpExecutionContext, config: StreamConfig,
     if rc == 0:
         context.log.info("stream stopped: %s", row.get("last_error") or row.get("status"))
         return
-    error = row.get("last_error") or child.tail() or f"exit code {rc}"
+    if row.get("last_error"):  # the job's own account of the failure
+        error = row["last_error"]
+        summary = error.splitlines()[0]
+    else:  # it died before it could record one: the last line of its log says why
+        error = child.tail() or f"exit code {rc}"
+        summary = [line for line in error.splitlines() if line.strip()][-1]
     raise Failure(
         description=f"streaming job for pipeline {config.pipeline_id} exited with {rc}: "
-                    f"{error.splitlines()[0] if error else ''}"[:2000],
+                    f"{summary}"[:2000],
         metadata={"exit_code": rc, "last_error": MetadataValue.text(error[-4000:]),
                   "log": MetadataValue.path(str(child.log))},
     )

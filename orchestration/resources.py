@@ -56,6 +56,8 @@ class StreamPolicyResource(ConfigurableResource):
     backoff_base_seconds: float = 30.0
     backoff_max_seconds: float = 600.0
     heartbeat_seconds: float = 60.0
+    # SQL LIKE pattern on pipeline names: lets a deployment (or a test) own only some pipelines
+    only_names_like: str | None = None
 
     def policy(self) -> Policy:
         return Policy(self.max_attempts, self.backoff_base_seconds, self.backoff_max_seconds,
@@ -127,6 +129,13 @@ class LakeResource(ConfigurableResource):
             "spark.master": self.spark_master,
             "spark.driver.memory": self.driver_memory,
             "spark.sql.shuffle.partitions": str(self.shuffle_partitions),
+            "spark.default.parallelism": str(self.shuffle_partitions),
+            # small tables, small machine: Delta's log replay and VACUUM listing default to
+            # 50 tasks each, which dominates maintenance time here
+            "spark.databricks.delta.snapshotPartitions": str(self.shuffle_partitions),
+            "spark.sql.sources.parallelPartitionDiscovery.parallelism":
+                str(self.shuffle_partitions),
+            "spark.ui.showConsoleProgress": "false",
             "spark.ui.enabled": "false",
             "spark.sql.session.timeZone": "UTC",
             "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",

@@ -90,14 +90,17 @@ def pipeline_watcher(
     context: SensorEvaluationContext, catalog: CatalogResource, stream_policy: StreamPolicyResource
 ) -> SensorResult | SkipReason:
     policy = stream_policy.policy()
-    desired = catalog.call(q.desired)
+    desired = catalog.call(q.desired, stream_policy.only_names_like)
+    mine = {p.id for p in desired}
+    existing = catalog.call(q.pipeline_ids) if stream_policy.only_names_like else mine
     known = set(context.instance.get_dynamic_partitions(PIPELINES_PARTITIONS.name))
     new_keys = [str(p.id) for p in desired if str(p.id) not in known]
     records = observe_runs(context.instance, [p.id for p in desired], policy.max_attempts + 2)
     failed = [r.dagster_run.run_id for r in records
               if r.dagster_run.status == DagsterRunStatus.FAILURE]
     errors = catalog.call(q.errors_by_dagster_run, failed)
-    runs = [o for r in records if (o := _observed(r, errors.get(r.dagster_run.run_id)))]
+    runs = [o for r in records if (o := _observed(r, errors.get(r.dagster_run.run_id)))
+            and (o.pipeline_id in mine or o.pipeline_id not in existing)]
     actions = reconcile(desired, runs, catalog.call(q.open_streams), datetime.now(UTC), policy)
 
     requests, waits, events = [], [], []

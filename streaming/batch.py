@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pyspark import StorageLevel
+from pyspark.errors import PySparkException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -95,12 +96,28 @@ class _Phases:
         return ",".join(f"{k}:{v}" for k, v in self.spent.items())
 
 
-def _write_alerts(ctx: BatchContext, alerts: DataFrame, batch_id: int, t: _Phases) -> tuple:
+def _evaluate(ctx: BatchContext, events: DataFrame, now: datetime) -> tuple:
+    """(active rules, persisted alerts, alert rows); a rule failing at run time is dropped."""
+    active = ctx.rules.refresh(events)
+    for attempt in (1, 2):
+        alerts = to_alerts(evaluate(events, active), ctx.fields, ctx.pipeline.id, F.lit(now))
+        alerts = alerts.persist()
+        try:
+            return active, alerts, _collect_alerts(alerts)
+        except PySparkException as exc:
+            alerts.unpersist()
+            if attempt == 2 or not active:
+                raise
+            log.warning("rule evaluation failed, isolating the failing rule: %s",
+                        str(exc).splitlines()[0])
+            active = ctx.rules.drop_failing(events)
+    raise AssertionError("unreachable")
+
+
+def _write_alerts(ctx: BatchContext, alerts: DataFrame, rows: list, batch_id: int,
+                  t: _Phases) -> tuple:
     """Alerts to Postgres and Redis, then Delta; returns (alerts, new in pg, new in redis)."""
-    alerts = alerts.persist()
     try:
-        rows = _collect_alerts(alerts)
-        t.mark("rules")
         new_pg = postgres.write_alerts(rows)
         t.mark("pg")
         new_redis = ctx.redis.write_alerts(rows) if ctx.redis else 0
@@ -135,13 +152,11 @@ def process_batch(df: DataFrame, batch_id: int, *, ctx: BatchContext) -> dict[st
         events = valid_events(parsed, ctx.fields)
         if total > quarantined:
             delta.append(events, ctx.paths.events, table="events",
-                         partition_by=["event_date"], **common)
+                         partition_by=["event_date"], merge_schema=True, **common)
         t.mark("bronze")
-        active = ctx.rules.refresh(events)
-        matches = evaluate(events, active)
-        n_alerts, new_pg, new_redis = _write_alerts(
-            ctx, to_alerts(matches, ctx.fields, p.id, F.lit(now)), batch_id, t
-        )
+        active, alerts, rows = _evaluate(ctx, events, now)
+        t.mark("rules")
+        n_alerts, new_pg, new_redis = _write_alerts(ctx, alerts, rows, batch_id, t)
     finally:
         parsed.unpersist()
     duration_ms = int((time.monotonic() - started) * 1000)

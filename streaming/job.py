@@ -56,6 +56,16 @@ def run(pipeline_id: int, *, trigger_seconds: float | None = None,
     paths = Paths(settings.warehouse_root, pipeline.slug)
     run_id = progress.start_run(pipeline.id, pipeline.schema_version,
                                 dagster_run_id=dagster_run_id)
+    try:
+        return _run(spark, pipeline, paths, run_id, trigger, max_offsets or
+                    settings.max_offsets_per_trigger)
+    except BaseException as exc:
+        progress.set_status(run_id, "failed", error=f"{type(exc).__name__}: {exc}", ended=True)
+        raise
+
+
+def _run(spark, pipeline, paths: Paths, run_id: int, trigger: float, max_offsets: int) -> int:
+    settings = get_settings()
     redis_sink = RedisAlertSink.from_url(settings.redis_dsn,
                                          ttl_seconds=settings.redis_alert_ttl_seconds,
                                          stream_maxlen=settings.redis_stream_maxlen)
@@ -74,7 +84,7 @@ def run(pipeline_id: int, *, trigger_seconds: float | None = None,
         .option("kafka.bootstrap.servers", settings.kafka_bootstrap_servers)
         .option("subscribe", pipeline.topic)
         .option("startingOffsets", "earliest")
-        .option("maxOffsetsPerTrigger", str(max_offsets or settings.max_offsets_per_trigger))
+        .option("maxOffsetsPerTrigger", str(max_offsets))
         .option("failOnDataLoss", "false")
         .load()
     )
@@ -100,6 +110,7 @@ def run(pipeline_id: int, *, trigger_seconds: float | None = None,
             log.error("query failed: %s", str(exc).splitlines()[0] if str(exc) else exc)
             progress.set_status(run_id, "failed", error=str(exc), ended=True)
             return 1
+        log.info("query ended by the stop request: %s", str(exc).splitlines()[0])
     progress.set_status(run_id, "stopped", ended=True,
                         error=None if control.reason == "signal" else control.reason)
     log.info("pipeline=%s stopped (%s)", pipeline.id, control.reason)

@@ -115,6 +115,22 @@ class RuleCache:
             self._analyse(events)
         return self.runnable
 
+    def drop_failing(self, events: DataFrame) -> list[Rule]:
+        """After the batch's evaluation failed: mark the rules that fail at run time on it
+        as errors (they stay off until they change) and return the rules that still run."""
+        failing = {}
+        for rule in self.runnable:
+            try:
+                events.select(F.expr(f"({rule.expression})").alias("m")).agg(F.count("m")).first()
+            except Exception as exc:
+                failing[rule] = f"runtime error: {type(exc).__name__}: {exc}"[:MAX_ERROR]
+        self.runnable = [r for r in self.runnable if r not in failing]
+        self.errors.update({r.id: msg for r, msg in failing.items()})
+        for rule, msg in failing.items():
+            log.warning("rule %s disabled for this run: %s", rule.id, msg.splitlines()[0])
+        record_states(self.runnable, failing)
+        return self.runnable
+
     def _analyse(self, events: DataFrame) -> None:
         errors = {rule: err for rule in self.rules if (err := analyse(events, rule))}
         self.runnable = [r for r in self.rules if r not in errors]

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The one-command local stack of Sentinel Lakehouse (no Docker needed).
 #
-#   stack.sh up        venv, jars, Postgres (+ migrations, admin key), Redis, Kafka, S3, API
+#   stack.sh up        venv, jars, Postgres (+ migrations, admin key), Redis, Kafka, S3, API,
+#                      Dagster (:3000) and the demo pipeline + producer
+#   stack.sh demo | demo-stop   (re)start / stop the demo producer
 #   stack.sh services  the same without the API: what the tests need
 #   stack.sh down      stops exactly what these scripts started (pid files in .sentinel/run)
 #   stack.sh status    one line per service
@@ -16,12 +18,12 @@ set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=deploy/local/lib.sh
 . "$HERE/lib.sh"
-for f in python jars postgres redis kafka s3 api; do
+for f in python jars postgres redis kafka s3 api dagster demo; do
   # shellcheck disable=SC1090
   . "$HERE/$f.sh"
 done
 
-SERVICES=(postgres redis kafka s3 api)
+SERVICES=(postgres redis kafka s3 api dagster demo-producer)
 
 postgres_all() { start_postgres && bootstrap_postgres; }
 migrate_all() { run_migrations && ensure_admin_key; }
@@ -47,6 +49,7 @@ summary() {
   else
     echo "  API        not running"
   fi
+  port_open "$DAGSTER_PORT" && echo "  Dagster    http://$HOST:$DAGSTER_PORT   (DAGSTER_HOME $DAGSTER_HOME)"
   echo "  Postgres   postgresql://sentinel@$HOST:$PG_PORT/sentinel"
   echo "  Redis      redis://$HOST:$REDIS_PORT/0"
   echo "  Kafka      $HOST:$KAFKA_PORT"
@@ -69,6 +72,8 @@ cmd_up() {
   local t0=$SECONDS
   start_services
   step "api" start_api
+  step "dagster" start_dagster
+  step "demo" start_demo
   summary "$((SECONDS - t0))"
 }
 
@@ -80,6 +85,8 @@ cmd_services() {
 }
 
 cmd_down() {
+  stop_demo
+  stop_dagster
   stop_api
   stop_s3
   stop_kafka
@@ -93,6 +100,7 @@ cmd_status() {
   status_line kafka "$KAFKA_PORT" "$KAFKA_MARKER"
   status_line s3 "$S3_PORT" "$S3_MARKER"
   status_line api "$API_PORT" "$API_MARKER"
+  status_dagster
 }
 
 cmd_logs() {
@@ -115,6 +123,8 @@ case "${1:-}" in
   down) cmd_down ;;
   status) cmd_status ;;
   logs) cmd_logs "${2:-}" ;;
+  demo) step "demo" start_demo ;;
+  demo-stop) stop_demo ;;
   venv) step "python venv" ensure_venv ;;
   jars) step "python venv" ensure_venv; step "jvm jars" ensure_jars ;;
   migrate)

@@ -23,13 +23,18 @@ def append(
     table: str,
     batch_id: int,
     partition_by: list[str] | None = None,
+    merge_schema: bool = False,
 ) -> None:
-    """Append ``df`` to the Delta table at ``path`` exactly once for this (query, batch)."""
+    """Append ``df`` to the Delta table at ``path`` exactly once for this (query, batch).
+
+    ``merge_schema`` lets a pipeline whose schema gained (nullable) fields add the columns.
+    """
     writer = (
         df.write.format("delta")
         .mode("append")
         .option("txnAppId", f"{query_id}:{table}")
         .option("txnVersion", str(batch_id))
+        .option("mergeSchema", str(merge_schema).lower())
     )
     if partition_by:
         writer = writer.partitionBy(*partition_by)

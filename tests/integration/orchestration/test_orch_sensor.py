@@ -6,8 +6,14 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from dagster import DagsterInstance, DagsterRunStatus, SensorResult, SkipReason, build_sensor_context
-from sqlalchemy import delete, func, insert, update
+from dagster import (
+    DagsterInstance,
+    DagsterRunStatus,
+    SensorResult,
+    SkipReason,
+    build_sensor_context,
+)
+from sqlalchemy import delete, func, insert, select, update
 
 from catalog.db import get_engine
 from catalog.tables import pipelines, stream_runs
@@ -149,3 +155,13 @@ def test_stream_started_outside_dagster_is_respected(instance, make_pipeline):
     result = evaluate(instance)
     assert not requests_for(result, pid)
     assert "outside Dagster" in skip_text(result)
+
+
+def test_watcher_owns_only_the_pipelines_it_is_told_to(instance, make_pipeline):
+    mine, other = make_pipeline("active"), make_pipeline("paused")
+    other_run = add_run(instance, other, DagsterRunStatus.STARTED)
+    with get_engine().connect() as conn:
+        name = conn.execute(select(pipelines.c.name).where(pipelines.c.id == mine)).scalar_one()
+    result = evaluate(instance, only_names_like=name)
+    assert requests_for(result, mine) and not requests_for(result, other)
+    assert instance.get_run_by_id(other_run.run_id).status == DagsterRunStatus.STARTED

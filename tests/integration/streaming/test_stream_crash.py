@@ -23,7 +23,7 @@ def test_sigkill_and_restart_is_exactly_once(make_pipeline, job_factory, spark_r
     warehouse = str(tmp_path / "warehouse")
     tp = make_pipeline(kit.base_rules()[:6])
     checkpoint = kit.local_checkpoint(tmp_path / "warehouse" / "_checkpoints" / f"pipeline_{tp.id}")
-    events = generate_events(kit.SCHEMA, 1500, 7, anomaly_share=0.3, malformed_share=0.05,
+    events = generate_events(kit.SCHEMA, 900, 7, anomaly_share=0.3, malformed_share=0.05,
                              id_prefix=f"p{tp.id}")
     tp.produce(events)
     job = job_factory(tp.id, {"SENTINEL_WAREHOUSE": warehouse})
@@ -36,12 +36,12 @@ def test_sigkill_and_restart_is_exactly_once(make_pipeline, job_factory, spark_r
         # at a random moment: mid-batch, between sinks, or between batches.
         kit.wait_for(lambda b=batches_before: log.read_text().count(" batch=") > b
                      or "loaded" in log.read_text().split("===== start")[-1],
-                     240, f"run {kill + 1} processing", job)
+                     600, f"run {kill + 1} processing", job)
         time.sleep(rng.uniform(0.5, 6.0))
         job.kill()
     assert kit.committed_offsets(checkpoint) < len(events), "killed too late to prove anything"
     job.start(max_offsets=400)
-    kit.wait_for(lambda: kit.committed_offsets(checkpoint) == len(events), 300,
+    kit.wait_for(lambda: kit.committed_offsets(checkpoint) == len(events), 900,
                  "final catch-up", job)
     kit.check_sinks(spark_reader, tp, warehouse, kit.expected_alerts(tp))
     assert len(tp.runs()) == KILLS + 1
