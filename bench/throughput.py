@@ -91,7 +91,8 @@ def main() -> int:
     results: list = []
     pids: list[int] = []
     try:
-        pipe = load_pipeline(pids.append(make_pipeline(0, topic)) or pids[-1])
+        pids.append(make_pipeline(0, topic))
+        pipe = load_pipeline(pids[-1])
         timed("floor (parse+count)", lambda: parse_kafka(
             kafka, pipe.fields, key_field="transaction_id", schema_version=1
         ).agg(F.count_if("_valid")).first(), n, results)

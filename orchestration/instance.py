@@ -59,7 +59,7 @@ run_launcher:
 run_monitoring:
   enabled: true
   start_timeout_seconds: 180
-  cancel_timeout_seconds: 240
+  cancel_timeout_seconds: 420
   poll_interval_seconds: 20
 sensors:
   use_threads: true

@@ -38,7 +38,7 @@ class StreamConfig(Config):
     pipeline_id: int
     trigger_seconds: float | None = None
     poll_seconds: float = 3.0
-    stop_timeout_seconds: float = 180.0
+    stop_timeout_seconds: float = 300.0
 
 
 def _observe(context: OpExecutionContext, pipeline_id: int, row: dict) -> None:

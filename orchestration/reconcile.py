@@ -5,7 +5,8 @@ Rules, per pipeline:
 
 - paused/stopped → terminate its live runs;
 - active, a live run on an older schema version → terminate it (relaunched once it ended);
-- active, a live run → nothing; a live stream started outside Dagster → nothing (no 2nd stream);
+- active, a live run → nothing; a stream still heart-beating in ``stream_runs`` (started outside
+  Dagster, or whose run ended before its process did) → nothing: never two streams at once;
 - active, no live run → launch; after failures, relaunch with exponential backoff, and past
   ``max_attempts`` consecutive failures mark the pipeline failing instead. Failures count only
   since the pipeline's last desired-state change, so pause + resume (or a schema change) resets.
@@ -121,13 +122,13 @@ def _consecutive_failures(p: DesiredPipeline, runs: Sequence[ObservedRun]) -> li
     return failed
 
 
-def _external(
-    p: DesiredPipeline, streams: Iterable[ExternalStream], known: set[str], now: datetime,
-    policy: Policy,
+def _alive_stream(
+    p: DesiredPipeline, streams: Iterable[ExternalStream], now: datetime, policy: Policy
 ) -> ExternalStream | None:
+    """An open stream row with a recent heartbeat: someone is still writing this pipeline."""
     fresh = now - timedelta(seconds=policy.heartbeat_seconds)
     for s in streams:
-        if s.pipeline_id == p.id and s.updated_at >= fresh and s.dagster_run_id not in known:
+        if s.pipeline_id == p.id and s.updated_at >= fresh:
             return s
     return None
 
@@ -154,11 +155,13 @@ def reconcile_pipeline(
         r = live[0]
         what = "stopping" if r.status == CANCELING or outdated else r.status.lower()
         return [Wait(p.id, f"pipeline {p.id}: run {r.run_id[:8]} {what}")]
-    known = {r.run_id for r in runs}
-    ext = _external(p, streams, known, now, policy)
-    if ext is not None:
+    alive = _alive_stream(p, streams, now, policy)
+    if alive is not None and alive.dagster_run_id in {r.run_id for r in runs}:
+        return [Wait(p.id, f"pipeline {p.id}: the stream of run {alive.dagster_run_id[:8]} is "
+                           f"still finishing (stream_runs #{alive.stream_run_id})")]
+    if alive is not None:
         return [Wait(p.id, f"pipeline {p.id}: stream started outside Dagster is live "
-                           f"(stream_runs #{ext.stream_run_id}); not starting a second one")]
+                           f"(stream_runs #{alive.stream_run_id}); not starting a second one")]
     previous = runs[0].run_id if runs else None
     key = run_key(p.id, p.schema_version, previous)
     failed = _consecutive_failures(p, runs)

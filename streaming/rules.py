@@ -102,6 +102,7 @@ class RuleCache:
     runnable: list[Rule] = field(default_factory=list)
     errors: dict[int, str] = field(default_factory=dict)
     _schema: StructType | None = None
+    _failed_at_run_time: dict[tuple[int, int], str] = field(default_factory=dict)
 
     def refresh(self, events: DataFrame) -> list[Rule]:
         """The rules to evaluate on this batch (reloading/re-analysing only on change)."""
@@ -121,9 +122,10 @@ class RuleCache:
         failing = {}
         for rule in self.runnable:
             try:
-                events.select(F.expr(f"({rule.expression})").alias("m")).agg(F.count("m")).first()
+                evaluate(events, [rule]).count()  # the same projection as the batch's
             except Exception as exc:
                 failing[rule] = f"runtime error: {type(exc).__name__}: {exc}"[:MAX_ERROR]
+        self._failed_at_run_time.update({(r.id, r.version): m for r, m in failing.items()})
         self.runnable = [r for r in self.runnable if r not in failing]
         self.errors.update({r.id: msg for r, msg in failing.items()})
         for rule, msg in failing.items():
@@ -132,7 +134,12 @@ class RuleCache:
         return self.runnable
 
     def _analyse(self, events: DataFrame) -> None:
-        errors = {rule: err for rule in self.rules if (err := analyse(events, rule))}
+        errors = {
+            rule: err
+            for rule in self.rules
+            if (err := self._failed_at_run_time.get((rule.id, rule.version))
+                or analyse(events, rule))
+        }
         self.runnable = [r for r in self.rules if r not in errors]
         self.errors = {r.id: msg for r, msg in errors.items()}
         for rule, msg in errors.items():

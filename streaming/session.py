@@ -45,6 +45,9 @@ def spark_conf(
         # the whole stream: rules run with non-ANSI semantics.
         "spark.sql.ansi.enabled": "false",
         "spark.databricks.delta.schema.autoMerge.enabled": "false",
+        # Micro-batch tables are small per commit: Delta's default 50 snapshot partitions
+        # make every commit's state reconstruction run 50 tiny tasks.
+        "spark.databricks.delta.snapshotPartitions": "2",
     }
     jar_list = spark_jars(settings) if jars else []
     if jar_list:

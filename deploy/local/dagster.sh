@@ -31,6 +31,12 @@ start_dagster() {
   ok "dagster started (pid $(cat "$(pid_file dagster)")): UI http://$HOST:$DAGSTER_PORT"
 }
 
+# group_alive PGID -- a process of the group is still running (zombies waiting for a reaper
+# that never comes, e.g. without an init process in a container, do not count)
+group_alive() {
+  ps -eo pgid=,stat= | awk -v g="$1" '$1 == g && $2 !~ /^Z/ { found = 1 } END { exit !found }'
+}
+
 # SIGTERM to the whole process group (webserver, daemon, code server, run workers): each
 # stream run is interrupted and stops its streaming job after the current batch.
 stop_dagster() {
@@ -41,7 +47,7 @@ stop_dagster() {
   fi
   kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
   t0=$SECONDS
-  while kill -0 -- "-$pid" 2>/dev/null; do
+  while group_alive "$pid"; do
     if ((SECONDS - t0 >= 90)); then
       warn "dagster (group $pid) still running after 90s; sending KILL"
       kill -KILL -- "-$pid" 2>/dev/null || true

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The one-command local stack of Sentinel Lakehouse (no Docker needed).
 #
-#   stack.sh up        venv, jars, Postgres (+ migrations, admin key), Redis, Kafka, S3, API,
+#   stack.sh up        venv, jars, Postgres (+ migrations, admin key), Redis, Kafka, S3,
+#                      Spark Thrift Server (SQL endpoint :10000), API,
 #                      Dagster (:3000) and the demo pipeline + producer
 #   stack.sh demo | demo-stop   (re)start / stop the demo producer
 #   stack.sh services  the same without the API: what the tests need
@@ -18,12 +19,12 @@ set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=deploy/local/lib.sh
 . "$HERE/lib.sh"
-for f in python jars postgres redis kafka s3 api dagster demo; do
+for f in python jars postgres redis kafka s3 thrift api dagster demo; do
   # shellcheck disable=SC1090
   . "$HERE/$f.sh"
 done
 
-SERVICES=(postgres redis kafka s3 api dagster demo-producer)
+SERVICES=(postgres redis kafka s3 thrift api dagster demo-producer)
 
 postgres_all() { start_postgres && bootstrap_postgres; }
 migrate_all() { run_migrations && ensure_admin_key; }
@@ -54,6 +55,7 @@ summary() {
   echo "  Redis      redis://$HOST:$REDIS_PORT/0"
   echo "  Kafka      $HOST:$KAFKA_PORT"
   port_open "$S3_PORT" && echo "  S3         http://$HOST:$S3_PORT (any access key)"
+  port_open "$THRIFT_PORT" && echo "  SQL        thrift://$HOST:$THRIFT_PORT (Spark Thrift Server: PyHive, dbt, beeline)"
   if [[ -f "$key" ]]; then
     echo "  admin key  $key"
   else
@@ -71,6 +73,7 @@ summary() {
 cmd_up() {
   local t0=$SECONDS
   start_services
+  step "spark thrift server" start_thrift
   step "api" start_api
   step "dagster" start_dagster
   step "demo" start_demo
@@ -88,6 +91,7 @@ cmd_down() {
   stop_demo
   stop_dagster
   stop_api
+  stop_thrift
   stop_s3
   stop_kafka
   stop_redis
@@ -99,6 +103,7 @@ cmd_status() {
   status_line redis "$REDIS_PORT" "$REDIS_MARKER"
   status_line kafka "$KAFKA_PORT" "$KAFKA_MARKER"
   status_line s3 "$S3_PORT" "$S3_MARKER"
+  status_thrift
   status_line api "$API_PORT" "$API_MARKER"
   status_dagster
 }

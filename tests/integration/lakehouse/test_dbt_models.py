@@ -15,7 +15,7 @@ from catalog.lakehouse_tables import Sql, connect, register_all
 from tests.integration.lakehouse.conftest import ROOT, Lake
 from tests.integration.lakehouse.lake_data import RANK
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]
 PROJECT = ROOT / "lakehouse_models"
 
 

@@ -14,7 +14,7 @@ from catalog.lakehouse_tables import Sql, assign_slugs, connect, register_all
 from catalog.tables import pipelines
 from tests.integration.lakehouse.conftest import ROOT, Lake
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import pytest
 
 from streaming.producer import generate_events
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]
 
 
 def test_stream_end_to_end(make_pipeline, job_factory, spark_reader, kit, tmp_path):
@@ -27,7 +27,7 @@ def test_stream_end_to_end(make_pipeline, job_factory, spark_reader, kit, tmp_pa
 
     def gen(n, seed):
         return generate_events(kit.SCHEMA, n, seed, anomaly_share=0.25, malformed_share=0.06,
-                               id_prefix=f"p{tp.id}w{seed}")
+                               id_prefix=f"{tp.topic}-w{seed}")
 
     wave1 = gen(600, 1)
     tp.produce(wave1)

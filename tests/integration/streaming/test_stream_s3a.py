@@ -13,7 +13,7 @@ import pytest
 
 from streaming.producer import generate_events
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]
 
 
 @pytest.fixture()
@@ -52,7 +52,7 @@ def test_stream_on_s3a(make_pipeline, job_factory, spark_reader, kit, bucket, mo
     monkeypatch.delenv("SENTINEL_WAREHOUSE", raising=False)
     tp = make_pipeline(kit.base_rules())
     events = generate_events(kit.SCHEMA, 400, 11, anomaly_share=0.25, malformed_share=0.05,
-                             id_prefix=f"s3-{tp.id}-{name}")
+                             id_prefix=tp.topic)
     tp.produce(events)
     job = job_factory(tp.id, {
         "SENTINEL_S3_ENDPOINT": kit.S3_ENDPOINT,

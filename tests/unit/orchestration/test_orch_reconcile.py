@@ -131,11 +131,16 @@ def test_live_stream_started_outside_dagster_blocks_a_second_one():
     assert isinstance(action, Wait) and "outside Dagster" in action.reason
 
 
-def test_stale_or_dagster_owned_stream_rows_do_not_block():
+def test_stale_stream_rows_do_not_block():
     stale = ExternalStream(1, 7, None, NOW - timedelta(seconds=600))
-    ours = ExternalStream(1, 8, "run-a", NOW - timedelta(seconds=5))
-    (action,) = decide([pipeline()], [run("FAILURE", ended_ago=100)], [stale, ours])
+    (action,) = decide([pipeline()], [run("FAILURE", ended_ago=100)], [stale])
     assert isinstance(action, Launch)
+
+
+def test_stream_outliving_its_run_blocks_the_relaunch_until_it_stops():
+    still = ExternalStream(1, 8, "run-a", NOW - timedelta(seconds=5))
+    (action,) = decide([pipeline()], [run("CANCELED", ended_ago=100)], [still])
+    assert isinstance(action, Wait) and "still finishing" in action.reason
 
 
 def test_runs_of_deleted_pipelines_are_terminated():

@@ -15,7 +15,11 @@ KAFKA_TS = dt.datetime(2026, 3, 1, 10, 0, 0)
 
 @pytest.fixture(scope="session")
 def spark():
+    import os
+
     from streaming.session import build_session
+
+    os.environ.setdefault("JAVA_TOOL_OPTIONS", "-XX:TieredStopAtLevel=1")
 
     session = build_session("sentinel-unit-tests", delta=False, jars=False, shuffle_partitions=2)
     yield session
