@@ -96,6 +96,8 @@ def compaction(context: AssetExecutionContext, config: CompactionConfig,
         context.log.info("%s: %s %s", name, result.status, result.message)
         metadata[f"{name}_files_before"] = result.files_before
         metadata[f"{name}_files_after"] = result.files_after
+        metadata[f"{name}_optimize_removed_added"] = (
+            f"{result.files_removed_by_optimize} -> {result.files_added_by_optimize}")
         metadata[f"{name}_status"] = f"{result.status}: {result.message}"
     metadata["files_before"] = sum(v for k, v in metadata.items() if k.endswith("_files_before"))
     metadata["files_after"] = sum(v for k, v in metadata.items() if k.endswith("_files_after"))

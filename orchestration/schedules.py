@@ -9,6 +9,7 @@ from dagster import (
     ScheduleEvaluationContext,
     SkipReason,
     define_asset_job,
+    in_process_executor,
     job,
     schedule,
 )
@@ -25,7 +26,7 @@ check_lake = define_asset_job(
     tags={"sentinel/kind": "checks"}, description="Freshness, quarantine rate, alert counts.")
 
 
-@job(tags={"sentinel/kind": "observe"},
+@job(tags={"sentinel/kind": "observe"}, executor_def=in_process_executor,
      description="Record Delta statistics of every pipeline's tables.")
 def observe_lake_job():
     observe_lake()

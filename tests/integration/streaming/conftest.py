@@ -31,6 +31,9 @@ ROOT = Path(__file__).resolve().parents[3]
 BOOTSTRAP = "127.0.0.1:9092"
 S3_ENDPOINT = "http://127.0.0.1:9000"
 TRIGGER = 1.0
+# A Redis database of its own: Redis keys are per pipeline id, and the ids of the test catalog
+# overlap those of any other catalog (e.g. a dev stack's jobs) sharing the same Redis server.
+REDIS_URL = os.environ.get("SENTINEL_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
 # Short-lived test JVMs spend much of their time compiling: C1 only roughly halves that on the
 # 2-core machine (tests only; the product keeps the JVM defaults).
 TEST_JAVA_OPTIONS = "-XX:TieredStopAtLevel=1"
@@ -178,9 +181,8 @@ def make_pipeline(catalog_db: None) -> Iterator[Callable[..., TestPipeline]]:
 def _clear_redis(pipeline_id: int) -> None:
     import redis
 
-    from catalog.settings import get_settings
 
-    client = redis.Redis.from_url(get_settings().redis_dsn)
+    client = redis.Redis.from_url(REDIS_URL)
     client.delete(f"fraud:counts:{pipeline_id}", f"fraud:alerts:{pipeline_id}")
 
 
@@ -235,7 +237,7 @@ def job_factory(tmp_path: Path) -> Iterator[Callable[..., JobProcess]]:
 
     def make(pipeline_id: int, extra_env: dict[str, str]) -> JobProcess:
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "JAVA_TOOL_OPTIONS": TEST_JAVA_OPTIONS,
-               **extra_env}
+               "SENTINEL_REDIS_URL": REDIS_URL, **extra_env}
         job = JobProcess(pipeline_id, env, tmp_path / f"job-{pipeline_id}.log")
         jobs.append(job)
         return job
@@ -315,7 +317,6 @@ def check_sinks(spark, tp: TestPipeline, warehouse: str,
     """Bronze, quarantine, Delta alerts, Postgres and Redis all hold exactly what is expected."""
     import redis
 
-    from catalog.settings import get_settings
     from streaming.alerts import alert_id
 
     base = f"{warehouse}/bronze/pipeline_{tp.id}"
@@ -343,7 +344,7 @@ def check_sinks(spark, tp: TestPipeline, warehouse: str,
     assert all(r.alert_id == alert_id(tp.id, r.rule_id, versions[r.rule_id], r.event_id)
                for r in pg)
 
-    client = redis.Redis.from_url(get_settings().redis_dsn, decode_responses=True)
+    client = redis.Redis.from_url(REDIS_URL, decode_responses=True)
     by_rule = {spec.id: spec for spec in tp.rules}
     per_event: dict[str, list[RuleSpec]] = {}
     for rule_id, event_id in expected:
