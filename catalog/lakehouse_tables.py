@@ -461,6 +461,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--force", action="store_true", help="rebuild even when unchanged")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("pyhive").setLevel(logging.WARNING)  # it logs every statement at INFO
     try:
         report = register_all(force=args.force)
     except LakehouseUnavailable as exc:

@@ -76,7 +76,7 @@ def compact_table(
             table.vacuum(retention_hours)
             result.files_after, result.version_after = _detail(spark, path)
     except LeaseUnavailable as exc:
-        result.message = f"skipped: {exc}"
+        result.message = str(exc)
         log.warning("compaction of %s %s", path, result.message)
         return result
     result.status = "compacted"
