@@ -25,7 +25,11 @@ start_dagster() {
   "$PY" -m orchestration.instance --home "$DAGSTER_HOME" --storage "$storage" >>"$log" 2>&1 \
     || { tail -n 20 "$log" >&2; die "could not write $DAGSTER_HOME/dagster.yaml; see $log"; }
   info "DAGSTER_HOME=$DAGSTER_HOME ($storage storage), log $log"
-  start_bg dagster "$VENV/bin/dagster" dev -w "$ROOT/workspace.yaml" -h "$HOST" -p "$DAGSTER_PORT"
+  # a background job of a non-interactive shell ignores SIGINT, and so would `dagster dev` (and
+  # never shut down on it): restore the default disposition before exec
+  start_bg dagster "$PY" -c 'import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL)
+os.execv(sys.argv[1], sys.argv[1:])' "$VENV/bin/dagster" dev -w "$ROOT/workspace.yaml" \
+    -h "$HOST" -p "$DAGSTER_PORT"
   wait_until 180 "Dagster webserver on $HOST:$DAGSTER_PORT" "$log" \
     http_ok "http://$HOST:$DAGSTER_PORT/server_info" || return 1
   ok "dagster started (pid $(cat "$(pid_file dagster)")): UI http://$HOST:$DAGSTER_PORT"
@@ -37,15 +41,15 @@ group_alive() {
   ps -eo pgid=,stat= | awk -v g="$1" '$1 == g && $2 !~ /^Z/ { found = 1 } END { exit !found }'
 }
 
-# SIGTERM to the whole process group (webserver, daemon, code server, run workers): each
-# stream run is interrupted and stops its streaming job after the current batch.
+# SIGINT (Ctrl-C) to the whole process group (webserver, daemon, code server, run workers):
+# each stream run is interrupted and stops its streaming job after the current batch.
 stop_dagster() {
   local pid t0
   if ! pid="$(our_pid dagster "$DAGSTER_MARKER")"; then
     stop_pid dagster "$DAGSTER_MARKER" 5 TERM
     return 0
   fi
-  kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+  kill -INT -- "-$pid" 2>/dev/null || kill -INT "$pid" 2>/dev/null || true
   t0=$SECONDS
   while group_alive "$pid"; do
     if ((SECONDS - t0 >= 90)); then

@@ -84,7 +84,7 @@ def dagster(tmp_path, catalog_db) -> Iterator[dict]:
         wait_for("dagster dev", up, 240)
         yield {"uid": uid, "home": home, "warehouse": tmp_path / "warehouse", "port": port}
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
+        os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C: runs stop their streams gracefully
         try:
             proc.wait(120)
         except subprocess.TimeoutExpired:

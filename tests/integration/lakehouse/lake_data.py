@@ -61,9 +61,13 @@ class LakePipeline:
         return datetime.fromisoformat(e[self.time_field].replace("Z", "+00:00"))
 
     def alerts(self) -> list[dict[str, Any]]:
-        """The alerts the engine raises: one per (rule, event id), deduplicated by alert id."""
+        """The alerts the engine raises: one per (rule, event id), deduplicated by alert id.
+
+        When events share an id (sensors keyed by ``sensor_id``) the alert keeps the earliest
+        event (then the lowest offset), as ``write_pipeline`` does.
+        """
         out: dict[str, dict[str, Any]] = {}
-        for e in self.good:
+        for e in sorted(self.good, key=lambda e: (self.event_time(e), self.good.index(e))):
             for r in self.rules:
                 if r.predicate(e):
                     raw = f"{self.id}|{r.id}|1|{e[self.key]}"
@@ -125,6 +129,7 @@ def sensors(pid: int, name: str, rule_base: int, n: int = 120) -> LakePipeline:
 
 def write_pipeline(spark: Any, p: LakePipeline, root: str) -> date:
     """Writes bronze events + quarantine and silver alerts like the stream; the ingest date."""
+    from pyspark.sql import Window
     from pyspark.sql import functions as F
 
     from streaming.alerts import to_alerts
@@ -150,6 +155,8 @@ def write_pipeline(spark: Any, p: LakePipeline, root: str) -> date:
     events = spark.read.format("delta").load(paths.events)
     alerts = to_alerts(evaluate(events, active), fields, p.id,
                        F.lit(datetime(2026, 3, 15, 12, 0)))
-    alerts.dropDuplicates(["alert_id"]).write.format("delta").mode("append").save(paths.alerts)
+    first = Window.partitionBy("alert_id").orderBy("event_time", "kafka_offset")
+    alerts = alerts.withColumn("_n", F.row_number().over(first)).where("_n = 1").drop("_n")
+    alerts.write.format("delta").mode("append").save(paths.alerts)
     parsed.unpersist()
     return ingested
