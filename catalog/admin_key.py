@@ -1,7 +1,8 @@
 """Create the first admin API key once: `python -m catalog.admin_key ensure`.
 
 The key is written to `$SENTINEL_HOME/admin-api-key` (mode 0600) and never printed;
-a second run finds the key (file and row) and changes nothing.
+a second run finds the key (file and row) and changes nothing. A checkout whose file is
+missing gets a key of its own (`bootstrap-admin-2`, ...); no other key is revoked.
 """
 
 from __future__ import annotations
@@ -28,18 +29,15 @@ def ensure_admin_key() -> tuple[str, bool]:
             existing = path.read_text().strip()
             if authenticate(conn, key=existing) is not None:
                 return str(path), False
-        # The file is missing or holds a key the catalog does not know: issue a fresh one.
-        conn.execute(
-            api_keys.update().where(api_keys.c.name == ADMIN_KEY_NAME).values(is_active=False)
-        )
-        stale = conn.execute(select(api_keys.c.id).where(api_keys.c.name == ADMIN_KEY_NAME))
-        for row in stale:
-            conn.execute(
-                api_keys.update()
-                .where(api_keys.c.id == row.id)
-                .values(name=f"{ADMIN_KEY_NAME}-revoked-{row.id}")
-            )
-        key = create_key(conn, name=ADMIN_KEY_NAME, role="admin")
+        # The file is missing (a new checkout or home) or holds a key the catalog no longer
+        # accepts: issue another admin key. Keys of other checkouts are left alone.
+        taken = {r.name for r in conn.execute(select(api_keys.c.name))}
+        name = ADMIN_KEY_NAME
+        suffix = 1
+        while name in taken:
+            suffix += 1
+            name = f"{ADMIN_KEY_NAME}-{suffix}"
+        key = create_key(conn, name=name, role="admin")
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as fh:

@@ -75,8 +75,10 @@ def record_batch(
 
 
 def record_lag(run_id: int, lag: int | None) -> None:
-    """The Kafka records not yet read (from the query's progress report)."""
+    """The Kafka records not yet read; also the run's heartbeat (an idle stream is alive)."""
     with get_engine().begin() as conn:
         conn.execute(
-            update(stream_runs).where(stream_runs.c.id == run_id).values(kafka_lag=lag)
+            update(stream_runs)
+            .where(stream_runs.c.id == run_id)
+            .values(kafka_lag=lag, updated_at=func.now())
         )

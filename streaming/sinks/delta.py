@@ -10,6 +10,7 @@ import logging
 
 from pyspark.sql import DataFrame
 
+from catalog.writer_lease import writer_lease
 from streaming.sinks.retry import with_retry
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,14 @@ def append(
     )
     if partition_by:
         writer = writer.partitionBy(*partition_by)
-    with_retry(f"delta append {table} batch {batch_id}", lambda: writer.save(path))
+
+    def commit() -> None:
+        # The lease keeps compaction (another driver) from committing to this table meanwhile:
+        # the default Delta log store on S3/R2 is single-writer.
+        with writer_lease(path, owner=f"stream {query_id} {table}", timeout=600):
+            writer.save(path)
+
+    with_retry(f"delta append {table} batch {batch_id}", commit)
 
 
 def ensure_table(empty: DataFrame, path: str, partition_by: list[str] | None = None) -> None:
@@ -50,5 +58,8 @@ def ensure_table(empty: DataFrame, path: str, partition_by: list[str] | None = N
     writer = empty.write.format("delta").mode("append")
     if partition_by:
         writer = writer.partitionBy(*partition_by)
-    writer.save(path)
+    with writer_lease(path, owner="stream ensure_table", timeout=600):
+        if DeltaTable.isDeltaTable(empty.sparkSession, path):
+            return
+        writer.save(path)
     log.info("created Delta table %s", path)
