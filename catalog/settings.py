@@ -59,6 +59,16 @@ class Settings(BaseSettings):
     trigger_interval_seconds: float = 2.0
     max_offsets_per_trigger: int = 200_000
 
+    # Orchestration (Dagster): stream supervision and maintenance
+    stream_max_attempts: int = 5
+    stream_backoff_seconds: float = 30
+    stream_backoff_max_seconds: float = 600
+    stream_heartbeat_seconds: float = 60
+    watch_pipelines_like: str | None = Field(
+        default=None, description="SQL LIKE pattern: the watcher only manages matching pipelines"
+    )
+    compaction_spark_master: str = "local[2]"
+
     # Rule language limits
     rule_max_length: int = 4000
     rule_max_depth: int = 40

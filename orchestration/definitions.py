@@ -1,18 +1,17 @@
 """The Sentinel code location: everything Dagster loads (``workspace.yaml`` points here).
 
-Tunables come from the environment (defaults in brackets): ``SENTINEL_STREAM_MAX_ATTEMPTS``
-[5], ``SENTINEL_STREAM_BACKOFF_SECONDS`` [30], ``SENTINEL_STREAM_BACKOFF_MAX_SECONDS`` [600],
-``SENTINEL_STREAM_HEARTBEAT_SECONDS`` [60], ``SENTINEL_COMPACTION_SPARK_MASTER`` [local[2]],
-``SENTINEL_WATCH_PIPELINES_LIKE`` [all pipelines: a SQL LIKE pattern on names].
+Tunables are settings (``catalog/settings.py``): ``SENTINEL_STREAM_MAX_ATTEMPTS``,
+``SENTINEL_STREAM_BACKOFF_SECONDS``, ``SENTINEL_STREAM_BACKOFF_MAX_SECONDS``,
+``SENTINEL_STREAM_HEARTBEAT_SECONDS``, ``SENTINEL_COMPACTION_SPARK_MASTER``,
+``SENTINEL_WATCH_PIPELINES_LIKE`` (a SQL LIKE pattern on names; default: all pipelines).
 """
-
-
-import os
 
 from dagster import Definitions
 
+from catalog.settings import get_settings
 from orchestration.assets import LAKE_SPECS, compaction
 from orchestration.checks import LAKE_CHECKS
+from orchestration.dbt_assets import DBT_ASSETS, DBT_SCHEDULES, DBT_SENSORS, dbt_resource
 from orchestration.jobs import stream_pipeline
 from orchestration.resources import (
     CatalogResource,
@@ -25,29 +24,26 @@ from orchestration.schedules import JOBS, SCHEDULES
 from orchestration.sensors import pipeline_watcher
 
 
-def _env(name: str, default: float) -> float:
-    return float(os.environ.get(f"SENTINEL_{name}", default))
-
-
 def build_definitions() -> Definitions:
-    """One Definitions object: streams, watcher, lake assets, compaction, checks, schedules."""
+    """One Definitions object: streams, watcher, lake assets, compaction, checks, dbt models."""
+    settings = get_settings()
     return Definitions(
-        assets=[*LAKE_SPECS, compaction],
+        assets=[*LAKE_SPECS, compaction, *DBT_ASSETS],
         asset_checks=LAKE_CHECKS,
         jobs=[stream_pipeline, *JOBS],
-        sensors=[pipeline_watcher],
-        schedules=SCHEDULES,
+        sensors=[pipeline_watcher, *DBT_SENSORS],
+        schedules=[*SCHEDULES, *DBT_SCHEDULES],
         resources={
             "catalog": CatalogResource(),
             "stream_policy": StreamPolicyResource(
-                max_attempts=int(_env("STREAM_MAX_ATTEMPTS", 5)),
-                backoff_base_seconds=_env("STREAM_BACKOFF_SECONDS", 30),
-                backoff_max_seconds=_env("STREAM_BACKOFF_MAX_SECONDS", 600),
-                heartbeat_seconds=_env("STREAM_HEARTBEAT_SECONDS", 60),
-                only_names_like=os.environ.get("SENTINEL_WATCH_PIPELINES_LIKE") or None,
+                max_attempts=settings.stream_max_attempts,
+                backoff_base_seconds=settings.stream_backoff_seconds,
+                backoff_max_seconds=settings.stream_backoff_max_seconds,
+                heartbeat_seconds=settings.stream_heartbeat_seconds,
+                only_names_like=settings.watch_pipelines_like,
             ),
-            "lake": LakeResource(
-                spark_master=os.environ.get("SENTINEL_COMPACTION_SPARK_MASTER", "local[2]")),
+            "lake": LakeResource(spark_master=settings.compaction_spark_master),
+            "dbt": dbt_resource(),
             "object_store": ObjectStoreResource(),
             "redis": RedisResource(),
         },

@@ -28,8 +28,10 @@ def test_definitions_load_with_every_piece():
     assert sensor.minimum_interval_seconds == 15
     keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
     assert {"bronze_events", "quarantine", "silver_alerts", "compaction"} <= keys
+    assert {"fct_alerts_hourly", "dim_entity_risk"} <= {k.split("/")[-1] for k in keys}
     assert {s.name for s in defs.schedules} == {
-        "hourly_compaction", "lake_observations", "hourly_checks"}
+        "hourly_compaction", "lake_observations", "hourly_checks", "lakehouse_models_hourly"}
+    assert defs.resolve_sensor_def("lakehouse_tables_sync") is not None
 
 
 def test_stream_run_fails_with_the_streams_own_error(catalog_db):

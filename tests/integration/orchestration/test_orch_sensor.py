@@ -24,6 +24,10 @@ from tests.support import auth
 
 pytestmark = pytest.mark.integration
 
+# Pipelines of this module are named orch-<RUN>-…; the sensor is scoped to them so that
+# pipelines other tests left in the shared test catalog never change what it decides here.
+RUN = uuid.uuid4().hex[:6]
+
 SCHEMA = [{"name": "txn_id", "type": "string", "nullable": False},
           {"name": "amount", "type": "double", "nullable": True}]
 
@@ -41,7 +45,7 @@ def make_pipeline(catalog_db) -> Iterator:
     created: list[int] = []
 
     def make(status: str = "active") -> int:
-        name = f"orch-{uuid.uuid4().hex[:10]}"
+        name = f"orch-{RUN}-{uuid.uuid4().hex[:10]}"
         with get_engine().begin() as conn:
             pid = conn.execute(insert(pipelines).values(
                 name=name, kafka_topic=name, status=status, key_field="txn_id", schema=SCHEMA,
@@ -61,6 +65,7 @@ def set_status(pid: int, status: str, **extra) -> None:
 
 
 def evaluate(instance, **policy) -> SensorResult | SkipReason:
+    policy.setdefault("only_names_like", f"orch-{RUN}-%")
     resources = {"catalog": CatalogResource(), "stream_policy": StreamPolicyResource(**policy)}
     with build_sensor_context(instance=instance, resources=resources) as ctx:
         return pipeline_watcher(ctx)
