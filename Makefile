@@ -4,7 +4,7 @@ STACK := deploy/local/stack.sh
 VENV  := .venv/bin
 
 .DEFAULT_GOAL := help
-.PHONY: help up down status logs services jars migrate venv lint test test-unit demo demo-stop
+.PHONY: help up down status logs services jars migrate venv lint test test-unit submit producer bench demo demo-stop
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -38,6 +38,17 @@ demo: ## the demo pipeline (Payment Transactions, 2 rules) active + a producer a
 
 demo-stop: ## stop the demo producer (the pipeline stays; pause it via the API)
 	@$(STACK) demo-stop
+
+submit: ## run one pipeline's stream in the foreground, outside Dagster (ID=N)
+	@test -n "$(ID)" || { echo "usage: make submit ID=<pipeline id>" >&2; exit 2; }
+	$(VENV)/python -m streaming.job --pipeline-id $(ID)
+
+producer: ## send generated events to a pipeline (ID=1 RATE=100 COUNT=1000)
+	$(VENV)/python -m streaming.producer --pipeline-id $(or $(ID),1) --rate $(or $(RATE),100) \
+	  --count $(or $(COUNT),1000)
+
+bench: services ## micro-batch throughput: engine vs floor vs the seed's way, 1/10/100 rules
+	$(VENV)/python bench/throughput.py --events $(or $(EVENTS),50000) --rules 1 10 100
 
 lint: venv ## ruff + mypy
 	$(VENV)/ruff check .
