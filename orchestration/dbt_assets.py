@@ -40,9 +40,23 @@ from dagster_dbt import (
 PROJECT_DIR = Path(__file__).resolve().parent.parent / "lakehouse_models"
 GROUP = "lakehouse_models"
 
-# the venv's dbt even when the venv is not activated (dagster started by path)
-_VENV_DBT = Path(sys.executable).with_name("dbt")
-DBT_EXECUTABLE = str(_VENV_DBT) if _VENV_DBT.exists() else (shutil.which("dbt") or "dbt")
+
+
+def _find_dbt() -> str:
+    """The venv's dbt even when the venv is not activated (dagster started by path, or a code
+    server whose interpreter path points outside the venv)."""
+    candidates = [
+        Path(sys.executable).with_name("dbt"),
+        Path(sys.prefix) / "bin" / "dbt",
+        PROJECT_DIR.parent / ".venv" / "bin" / "dbt",
+    ]
+    for candidate in candidates:
+        if candidate.exists():
+            return str(candidate)
+    return shutil.which("dbt") or "dbt"
+
+
+DBT_EXECUTABLE = _find_dbt()
 
 lakehouse_project = DbtProject(project_dir=PROJECT_DIR, profiles_dir=PROJECT_DIR)
 
