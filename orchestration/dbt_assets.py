@@ -15,7 +15,6 @@ project's files (``dagster dev`` re-parses through ``prepare_if_dev``).
 """
 
 
-import os
 import shutil
 import sys
 from pathlib import Path
@@ -72,10 +71,11 @@ def _manifest_is_stale() -> bool:
 
 
 def ensure_manifest() -> Path:
-    """``target/manifest.json`` of the project, parsed again when stale."""
-    if os.environ.get("DAGSTER_IS_DEV_CLI"):
-        lakehouse_project.prepare_if_dev()
-    elif _manifest_is_stale():
+    """``target/manifest.json`` of the project, parsed again when stale.
+
+    (Not ``prepare_if_dev()``: it runs a bare ``dbt`` from PATH, which a venv that is not
+    activated does not have.)"""
+    if _manifest_is_stale():
         DbtCliResource(project_dir=lakehouse_project, dbt_executable=DBT_EXECUTABLE).cli(
             ["parse", "--quiet"], target_path=lakehouse_project.target_path,
         ).wait()
