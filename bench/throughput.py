@@ -19,6 +19,7 @@ import tempfile
 import time
 import uuid
 
+from kafka.admin import KafkaAdminClient, NewTopic
 from pyspark import StorageLevel
 from pyspark.sql import functions as F
 from sqlalchemy import delete, insert
@@ -54,10 +55,11 @@ def make_pipeline(n_rules: int, topic: str) -> int:
         pid = conn.execute(insert(pipelines).values(
             name=f"{topic}-{n_rules}", kafka_topic=f"{topic}-{n_rules}", status="active",
             key_field="transaction_id", schema=SCHEMA).returning(pipelines.c.id)).scalar_one()
-        conn.execute(insert(rules), [
-            {"pipeline_id": pid, "rule_expression": rule_expression(i), "severity": "warning",
-             "score": float(i)} for i in range(n_rules)
-        ])
+        if n_rules:
+            conn.execute(insert(rules), [
+                {"pipeline_id": pid, "rule_expression": rule_expression(i),
+                 "severity": "warning", "score": float(i)} for i in range(n_rules)
+            ])
     return pid
 
 
@@ -79,6 +81,11 @@ def main() -> int:
     settings = get_settings()
     topic = f"bench-{uuid.uuid4().hex[:8]}"
     events = generate_events(SCHEMA, args.events, 1, anomaly_share=0.1, malformed_share=0.01)
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    try:  # the broker does not auto-create topics
+        admin.create_topics([NewTopic(name=topic, num_partitions=2, replication_factor=1)])
+    finally:
+        admin.close()
     send(events, topic, settings.kafka_bootstrap_servers)
     spark = build_session("sentinel-bench")
     kafka = (spark.read.format("kafka")
