@@ -67,6 +67,10 @@ def dagster(tmp_path, catalog_db) -> Iterator[dict]:
            "SENTINEL_WAREHOUSE": str(tmp_path / "warehouse"),
            "SENTINEL_TRIGGER_INTERVAL_SECONDS": "2",
            "SENTINEL_WATCH_PIPELINES_LIKE": f"e2e-{uid}-%"}
+    # Parse the dbt manifest here (a fresh clone has none) so that the code server loads fast.
+    from orchestration.dbt_assets import ensure_manifest
+
+    ensure_manifest()
     log = (tmp_path / "dagster.log").open("wb")
     proc = subprocess.Popen(
         [str(ROOT / ".venv/bin/dagster"), "dev", "-w", str(ROOT / "workspace.yaml"),
