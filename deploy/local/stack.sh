@@ -5,7 +5,7 @@
 #                      Spark Thrift Server (SQL endpoint :10000), API,
 #                      Dagster (:3000) and the demo pipeline + producer
 #   stack.sh demo | demo-stop   (re)start / stop the demo producer
-#   stack.sh services  the same without the API: what the tests need
+#   stack.sh services  the same without the API: what the tests need (+ headless Chromium)
 #   stack.sh down      stops exactly what these scripts started (pid files in .sentinel/run)
 #   stack.sh status    one line per service
 #   stack.sh logs [S]  tail -F the logs (all, or one service: postgres redis kafka s3 api)
@@ -19,7 +19,7 @@ set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=deploy/local/lib.sh
 . "$HERE/lib.sh"
-for f in python jars postgres redis kafka s3 thrift api dagster demo; do
+for f in python jars chromium postgres redis kafka s3 thrift api dagster demo; do
   # shellcheck disable=SC1090
   . "$HERE/$f.sh"
 done
@@ -38,6 +38,9 @@ start_services() {
   step "kafka" start_kafka
   if [[ "${1:-}" == with-s3 || "${SENTINEL_START_S3:-1}" == 1 ]]; then
     step "s3 server" start_s3
+  fi
+  if [[ "${1:-}" == with-s3 ]]; then
+    step "headless chromium" ensure_chromium
   fi
 }
 
