@@ -187,3 +187,36 @@ api_keys = Table(
     Column("last_used_at", DateTime(timezone=True), nullable=True),
     CheckConstraint("role in ('admin','analyst','viewer')", name="role"),
 )
+
+BACKTEST_KINDS = ("backtest", "lookback")
+BACKTEST_STATUSES = ("queued", "running", "succeeded", "failed")
+
+# Rule backtests (a candidate expression over the archive, results only) and look-backs (a new
+# rule alerting on the archive of its last N days); both are queued here by the API and run by
+# ``streaming.backtest`` (CLI or the Dagster job ``rule_backtest``).
+backtests = Table(
+    "backtests",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("pipeline_id", Integer, ForeignKey("pipelines.id", ondelete="CASCADE"), nullable=False),
+    Column("kind", String(16), nullable=False, server_default="backtest"),
+    Column("rule_id", Integer, nullable=True),
+    Column("rule_version", Integer, nullable=True),
+    Column("rule_expression", Text, nullable=False),
+    Column("since", DateTime(timezone=True), nullable=False),
+    Column("until", DateTime(timezone=True), nullable=False),
+    Column("sample_size", Integer, nullable=False, server_default="20"),
+    Column("status", String(16), nullable=False, server_default="queued"),
+    Column("delta_version", BigInteger, nullable=True),
+    Column("results", JSONB, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("requested_by", String(200), nullable=True),
+    _now(),
+    Column("started_at", DateTime(timezone=True), nullable=True),
+    Column("finished_at", DateTime(timezone=True), nullable=True),
+    CheckConstraint("kind in ('backtest','lookback')", name="kind"),
+    CheckConstraint("status in ('queued','running','succeeded','failed')", name="status"),
+    CheckConstraint("since < until", name="range"),
+    Index("ix_backtests_status", "status", "id"),
+    Index("ix_backtests_pipeline", "pipeline_id", "id"),
+)
