@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api.routes import alerts, health, keys, pipelines, risk, rules
+from api.routes import alerts, backtests, health, keys, pipelines, risk, rules
 
 log = logging.getLogger("sentinel.api")
 
@@ -48,7 +48,7 @@ def create_app() -> FastAPI:
             "expressions), alerts and risk look-ups. Authenticate with `X-API-Key`."
         ),
     )
-    for module in (health, pipelines, rules, alerts, risk, keys):
+    for module in (health, pipelines, rules, backtests, alerts, risk, keys):
         app.include_router(module.router)
     app.add_middleware(FormBodyAsJson)
 

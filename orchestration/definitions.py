@@ -10,6 +10,7 @@ from dagster import Definitions
 
 from catalog.settings import get_settings
 from orchestration.assets import LAKE_SPECS, compaction
+from orchestration.backtests import BACKTEST_JOBS, BACKTEST_SENSORS
 from orchestration.checks import LAKE_CHECKS
 from orchestration.dbt_assets import DBT_ASSETS, DBT_SCHEDULES, DBT_SENSORS, dbt_resource
 from orchestration.jobs import stream_pipeline
@@ -30,8 +31,8 @@ def build_definitions() -> Definitions:
     return Definitions(
         assets=[*LAKE_SPECS, compaction, *DBT_ASSETS],
         asset_checks=LAKE_CHECKS,
-        jobs=[stream_pipeline, *JOBS],
-        sensors=[pipeline_watcher, *DBT_SENSORS],
+        jobs=[stream_pipeline, *JOBS, *BACKTEST_JOBS],
+        sensors=[pipeline_watcher, *DBT_SENSORS, *BACKTEST_SENSORS],
         schedules=[*SCHEDULES, *DBT_SCHEDULES],
         resources={
             "catalog": CatalogResource(),

@@ -20,12 +20,25 @@ class RuleCreate(BaseModel):
     description: str | None = Field(default=None, max_length=2000)
     score: float | None = Field(default=None, ge=0, le=100)
     is_active: bool = True
+    lookback_days: int | None = Field(
+        default=None, ge=1, le=365,
+        description="also alert on archived events of the last N days (a look-back job)",
+    )
+
+
+class LookbackQueued(BaseModel):
+    """The look-back job a new rule queued: poll ``poll_url`` for its progress."""
+
+    id: int
+    status: str = "queued"
+    poll_url: str
 
 
 class RuleCreated(BaseModel):
     id: int
     status: str = "Rule added successfully"
     version: int = 1
+    lookback: LookbackQueued | None = None  # only present when lookback_days was given
 
 
 class RuleUpdate(BaseModel):

@@ -7,11 +7,13 @@ from typing import Any
 from fastapi import APIRouter, Response, status
 from sqlalchemy import Connection
 
+from api.crud import backtests as backtest_crud
 from api.crud import pipelines as pipeline_crud
 from api.crud import rules as crud
 from api.deps import Analyst, EngineDep, SettingsDep, Viewer
 from api.errors import not_found, unprocessable
 from api.models.rules import (
+    LookbackQueued,
     RuleCreate,
     RuleCreated,
     RulePublic,
@@ -29,14 +31,14 @@ from catalog.settings import Settings
 router = APIRouter(tags=["rules"])
 
 
-def _pipeline_fields(conn: Connection, pipeline_id: int) -> list[FieldSpec]:
+def pipeline_fields(conn: Connection, pipeline_id: int) -> list[FieldSpec]:
     row = pipeline_crud.get_pipeline_row(conn, pipeline_id=pipeline_id)
     if row is None:
         raise not_found("pipeline", pipeline_id)
     return [FieldSpec.model_validate(f) for f in row["schema"]]
 
 
-def _validated(expression: str, fields: list[FieldSpec], settings: Settings) -> ValidatedRule:
+def validated(expression: str, fields: list[FieldSpec], settings: Settings) -> ValidatedRule:
     try:
         return validate_rule(
             expression,
@@ -53,6 +55,7 @@ def _validated(expression: str, fields: list[FieldSpec], settings: Settings) -> 
     "/api/pipelines/{pipeline_id}/rules",
     status_code=status.HTTP_201_CREATED,
     response_model=RuleCreated,
+    response_model_exclude_none=True,
 )
 def create_rule(
     pipeline_id: PipelineId,
@@ -61,10 +64,16 @@ def create_rule(
     settings: SettingsDep,
     who: Analyst,
 ) -> RuleCreated:
-    """Add a rule; it is validated here and takes effect on the stream's next micro-batch."""
+    """Add a rule; it is validated here and takes effect on the stream's next micro-batch.
+
+    With ``lookback_days`` a look-back job is queued too: it alerts on the archived events of
+    the last N days (same alert ids and sinks as the stream, outside the live stream).
+    """
+    if body.lookback_days is not None and not body.is_active:
+        raise unprocessable(["body", "lookback_days"], "a look-back needs an active rule")
     with engine.begin() as conn:
-        fields = _pipeline_fields(conn, pipeline_id)
-        rule = _validated(body.rule_expression, fields, settings)
+        fields = pipeline_fields(conn, pipeline_id)
+        rule = validated(body.rule_expression, fields, settings)
         rule_id = crud.create_rule(
             conn,
             actor=who.name,
@@ -75,13 +84,20 @@ def create_rule(
             score=body.score,
             is_active=body.is_active,
         )
-    return RuleCreated(id=rule_id)
+        lookback = None
+        if body.lookback_days is not None:
+            job_id = backtest_crud.create_lookback(
+                conn, pipeline_id=pipeline_id, rule_id=rule_id, rule_version=1,
+                rule_expression=rule.expression, days=body.lookback_days, requested_by=who.name)
+            url = f"/api/pipelines/{pipeline_id}/rules/backtests/{job_id}"
+            lookback = LookbackQueued(id=job_id, poll_url=url)
+    return RuleCreated(id=rule_id, lookback=lookback)
 
 
 @router.get("/api/pipelines/{pipeline_id}/rules", response_model=list[RulePublic])
 def list_rules(pipeline_id: PipelineId, engine: EngineDep, who: Viewer) -> list[dict[str, Any]]:
     with engine.connect() as conn:
-        _pipeline_fields(conn, pipeline_id)
+        pipeline_fields(conn, pipeline_id)
         return crud.list_rules(conn, pipeline_id=pipeline_id)
 
 
@@ -91,7 +107,7 @@ def validate(
 ) -> RuleValidateResult:
     """Dry run: is this expression a valid rule for the pipeline? Nothing is stored."""
     with engine.connect() as conn:
-        fields = _pipeline_fields(conn, body.pipeline_id)
+        fields = pipeline_fields(conn, body.pipeline_id)
     try:
         rule = validate_rule(
             body.rule_expression,
@@ -134,8 +150,8 @@ def update_rule(
         if current is None:
             raise not_found("rule", rule_id)
         if "rule_expression" in changes:
-            fields = _pipeline_fields(conn, current["pipeline_id"])
-            changes["rule_expression"] = _validated(
+            fields = pipeline_fields(conn, current["pipeline_id"])
+            changes["rule_expression"] = validated(
                 changes["rule_expression"], fields, settings
             ).expression
         row = crud.update_rule(
