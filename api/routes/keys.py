@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response, status
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from api.crud import audit
 from api.deps import Admin, EngineDep
@@ -50,7 +50,21 @@ def list_api_keys(engine: EngineDep, who: Admin) -> list[dict[str, Any]]:
 
 @router.delete("/api/keys/{key_id}", status_code=status.HTTP_204_NO_CONTENT)
 def revoke_api_key(key_id: KeyId, engine: EngineDep, who: Admin) -> Response:
+    """Revoke a key (kept for the audit trail). The key in use and the last admin key stay."""
+    if key_id == who.key_id:
+        raise conflict("refusing to revoke the key this request is made with; use another key")
     with engine.begin() as conn:
+        target = conn.execute(
+            select(api_keys.c.role, api_keys.c.is_active).where(api_keys.c.id == key_id)
+        ).first()
+        if target is not None and target.role == "admin" and target.is_active:
+            admins = conn.execute(
+                select(func.count()).select_from(api_keys).where(
+                    api_keys.c.role == "admin", api_keys.c.is_active.is_(True)
+                )
+            ).scalar_one()
+            if admins <= 1:
+                raise conflict("refusing to revoke the last active admin key")
         result = conn.execute(
             update(api_keys).where(api_keys.c.id == key_id).values(is_active=False)
         )

@@ -150,3 +150,12 @@ def test_admin_issues_and_revokes_keys(client, api_keys, unique):
     assert dup.status_code == 409
     assert client.delete(f"/api/keys/{created.json()['id']}", headers=admin).status_code == 204
     assert client.get("/api/pipelines", headers=auth(key)).status_code == 401
+
+
+def test_an_admin_cannot_revoke_the_key_in_use(client, api_keys):
+    admin = auth(api_keys["admin"])
+    me = next(k for k in client.get("/api/keys", headers=admin).json()
+              if api_keys["admin"].startswith(f"snl_{k['prefix']}_"))
+    refused = client.delete(f"/api/keys/{me['id']}", headers=admin)
+    assert refused.status_code == 409 and "this request" in refused.json()["detail"]
+    assert client.get("/api/keys", headers=admin).status_code == 200  # still valid
