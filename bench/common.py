@@ -1,0 +1,85 @@
+"""What the benchmarks share: throw-away topics and pipelines, percentiles, the results file."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from kafka.admin import KafkaAdminClient, NewTopic
+from sqlalchemy import delete, insert
+
+from catalog.db import get_engine
+from catalog.settings import get_settings
+from catalog.tables import pipelines, rules
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+
+
+def create_topic(topic: str, partitions: int = 2) -> None:
+    """The broker does not auto-create topics."""
+    admin = KafkaAdminClient(bootstrap_servers=get_settings().kafka_bootstrap_servers)
+    try:
+        admin.create_topics([NewTopic(name=topic, num_partitions=partitions,
+                                      replication_factor=1)])
+    finally:
+        admin.close()
+
+
+def make_pipeline(topic: str, schema: Sequence[dict], expressions: Sequence[str],
+                  key_field: str) -> int:
+    """An active pipeline on ``topic`` with one rule per expression (straight into the catalog)."""
+    with get_engine().begin() as conn:
+        pid = conn.execute(insert(pipelines).values(
+            name=topic, kafka_topic=topic, status="active", key_field=key_field,
+            schema=list(schema)).returning(pipelines.c.id)).scalar_one()
+        if expressions:
+            conn.execute(insert(rules), [
+                {"pipeline_id": pid, "rule_expression": expr, "severity": "warning",
+                 "score": float(i)} for i, expr in enumerate(expressions)])
+    return int(pid)
+
+
+def drop_pipelines(ids: Sequence[int]) -> None:
+    with get_engine().begin() as conn:
+        conn.execute(delete(pipelines).where(pipelines.c.id.in_(list(ids))))
+
+
+def percentiles(values: Sequence[float]) -> dict[str, float]:
+    """p50/p95/p99 (nearest rank) and the max; zeros when there is nothing."""
+    if not values:
+        return {"p50": 0.0, "p95": 0.0, "p99": 0.0, "max": 0.0}
+    ordered = sorted(values)
+
+    def rank(q: float) -> float:
+        return float(ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))])
+
+    return {"p50": rank(0.50), "p95": rank(0.95), "p99": rank(0.99), "max": float(ordered[-1])}
+
+
+def machine() -> dict[str, Any]:
+    """What the figures were measured on."""
+    mem = Path("/proc/meminfo").read_text().split()[1]
+    try:
+        load = os.getloadavg()[0]
+    except OSError:
+        load = -1.0
+    java = subprocess.run(["java", "-version"], capture_output=True, text=True).stderr
+    return {"date": datetime.now(UTC).isoformat(timespec="seconds"), "cpus": os.cpu_count(),
+            "mem_gib": round(int(mem) / 1024 / 1024), "python": platform.python_version(),
+            "java": java.splitlines()[0] if java else "?", "load_before": round(load, 2)}
+
+
+def save(name: str, payload: dict[str, Any]) -> Path:
+    """Writes bench/results/<name>-<utc timestamp>.json and returns its path."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    path = RESULTS / f"{name}-{stamp}.json"
+    path.write_text(json.dumps(payload, indent=2, default=str))
+    return path

@@ -1,0 +1,159 @@
+"""Event-to-alert latency of a running stream at given shares of its sustainable rate.
+
+    .venv/bin/python bench/latency.py --sustainable 4000 --shares 0.25 0.5 0.8 --seconds 60
+
+One pipeline (one rule that matches half of the events) and one ``streaming.job`` process
+(``--trigger-seconds``, default 0 = the next micro-batch starts as soon as one ends). For each
+rate a producer paces events whose id carries its send time in ms; ``bench/alert_watcher.py``,
+a separate process, notes when each alert became visible in Redis and in Postgres. Latency =
+visible - sent, per alert; p50/p95/p99 per rate and sink. Needs ``make services``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from kafka import KafkaProducer
+from sqlalchemy import func, select
+
+from bench.common import ROOT, create_topic, drop_pipelines, make_pipeline, percentiles
+from catalog.db import get_engine
+from catalog.settings import get_settings
+from catalog.tables import stream_runs
+
+SCHEMA = [
+    {"name": "transaction_id", "type": "string", "nullable": False},
+    {"name": "amount", "type": "double", "nullable": False},
+    {"name": "event_time", "type": "timestamp", "nullable": False},
+]
+RULE = "amount >= 50"
+
+
+def produce(producer: KafkaProducer, topic: str, rate: float, seconds: float, tag: str,
+            rng: random.Random) -> int:
+    """Sends ``rate`` events/s for ``seconds`` (paced in 10 ms slices); returns how many."""
+    sent, started = 0, time.monotonic()
+    while (elapsed := time.monotonic() - started) < seconds:
+        due = int(elapsed * rate) + 1
+        while sent < due:
+            now = time.time()
+            event = {"transaction_id": f"{tag}-{int(now * 1000)}-{sent}",
+                     "amount": round(rng.uniform(0, 100), 2),
+                     "event_time": datetime.fromtimestamp(now, UTC).isoformat()}
+            producer.send(topic, json.dumps(event).encode())
+            sent += 1
+        time.sleep(0.01)
+    producer.flush()
+    return sent
+
+
+def wait_rows(pipeline_id: int, rows: int, job: subprocess.Popen, timeout: float) -> None:
+    """Until the stream has read ``rows`` events (its stream_runs row says so)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if job.poll() is not None:
+            raise SystemExit(f"the streaming job exited with {job.returncode}; see its log")
+        with get_engine().connect() as conn:
+            done = conn.execute(select(func.coalesce(func.sum(stream_runs.c.input_rows), 0))
+                                .where(stream_runs.c.pipeline_id == pipeline_id)).scalar_one()
+        if done >= rows:
+            return
+        time.sleep(1)
+    raise SystemExit(f"the stream read fewer than {rows} events in {timeout:.0f}s")
+
+
+def sent_ms(event_id: str) -> int:
+    return int(event_id.split("-")[1])
+
+
+def run(rates: list[float], seconds: float, trigger: float, settle: float) -> list[dict]:
+    settings = get_settings()
+    topic = f"bench-lat-{int(time.time())}"
+    create_topic(topic, partitions=2)
+    pid = make_pipeline(topic, SCHEMA, [RULE], key_field="transaction_id")
+    workdir = Path(tempfile.mkdtemp(prefix="sentinel-bench-latency-"))
+    env = {**os.environ, "SENTINEL_WAREHOUSE": str(workdir / "warehouse")}
+    job_log = (workdir / "job.log").open("wb")
+    job = subprocess.Popen(
+        [sys.executable, "-m", "streaming.job", "--pipeline-id", str(pid),
+         "--trigger-seconds", str(trigger)],
+        cwd=ROOT, env=env, stdout=job_log, stderr=subprocess.STDOUT, start_new_session=True)
+    out_file = workdir / "seen.json"
+    watcher = subprocess.Popen(
+        [sys.executable, str(ROOT / "bench" / "alert_watcher.py"), "--pipeline-id", str(pid),
+         "--out", str(out_file)], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.PIPE, text=True)
+    assert watcher.stdout is not None and watcher.stdout.readline().strip() == "watching"
+    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, linger_ms=5)
+    rng = random.Random(1)
+    results: list[dict] = []
+    try:
+        print(f"latency: pipeline {pid}, job log {workdir / 'job.log'}; warming up", flush=True)
+        # JVM start, first batches, table creation: measured from when the warm-up is through.
+        warm = produce(producer, topic, 50, 10, "warm", rng)
+        wait_rows(pid, warm, job, timeout=600)
+        total = warm
+        for rate in rates:
+            tag = f"r{int(rate)}"
+            n = produce(producer, topic, rate, seconds, tag, rng)
+            total += n
+            wait_rows(pid, total, job, timeout=600)  # drained: the next rate starts clean
+            time.sleep(settle)  # the watcher's last poll
+            results.append({"rate": rate, "sent": n, "tag": tag})
+            print(f"  sent {n} events at {rate:.0f}/s", flush=True)
+    finally:
+        producer.close()
+        watcher.send_signal(signal.SIGTERM)
+        watcher.wait(60)
+        os.killpg(job.pid, signal.SIGTERM)
+        try:
+            job.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(job.pid, signal.SIGKILL)
+        job_log.close()
+        drop_pipelines([pid])
+    seen = json.loads(out_file.read_text())
+    for res in results:
+        for sink in ("redis", "postgres"):
+            lat = [ms - sent_ms(eid) for eid, ms in seen[sink].items()
+                   if eid.startswith(res["tag"] + "-")]
+            res[sink] = {"alerts": len(lat), **percentiles(lat)}
+    return results
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sustainable", type=float, required=True,
+                    help="events/s the engine sustains (from bench/throughput.py)")
+    ap.add_argument("--shares", type=float, nargs="+", default=[0.25, 0.5, 0.8])
+    ap.add_argument("--seconds", type=float, default=60)
+    ap.add_argument("--trigger-seconds", type=float, default=0)
+    ap.add_argument("--settle", type=float, default=2,
+                    help="seconds to wait after the stream has read every event of a rate")
+    ap.add_argument("--json", help="write the results here")
+    args = ap.parse_args()
+    rates = [args.sustainable * s for s in args.shares]
+    results = run(rates, args.seconds, args.trigger_seconds, args.settle)
+    print(f"\n{'rate/s':>8} {'sink':<9} {'alerts':>7} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}")
+    for res in results:
+        for sink in ("redis", "postgres"):
+            r = res[sink]
+            print(f"{res['rate']:8.0f} {sink:<9} {r['alerts']:7d} {r['p50']:8.0f} "
+                  f"{r['p95']:8.0f} {r['p99']:8.0f}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
