@@ -4,7 +4,7 @@ STACK := deploy/local/stack.sh
 VENV  := .venv/bin
 
 .DEFAULT_GOAL := help
-.PHONY: help up down status logs services jars migrate venv lint test test-unit submit producer bench demo demo-stop
+.PHONY: help up down status logs services jars migrate venv lint test test-unit test-reliability submit producer bench bench-full demo demo-stop
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -33,6 +33,13 @@ jars: ## JVM jars from Maven Central into .sentinel/jars (skipped when up to dat
 migrate: ## start Postgres if needed and run the catalog migrations
 	@$(STACK) migrate
 
+.PHONY: superset superset-provision
+superset: ## start Superset on :8088 (own venv .venv-superset; admin password in .sentinel/)
+	@bash deploy/local/superset.sh start
+
+superset-provision: ## (re)provision Superset's databases, datasets, charts, dashboards
+	@$(STACK) superset-provision
+
 demo: ## the demo pipeline (Payment Transactions, 2 rules) active + a producer at 5 events/s
 	@$(STACK) demo
 
@@ -47,8 +54,11 @@ producer: ## send generated events to a pipeline (ID=1 RATE=100 COUNT=1000)
 	$(VENV)/python -m streaming.producer --pipeline-id $(or $(ID),1) --rate $(or $(RATE),100) \
 	  --count $(or $(COUNT),1000)
 
-bench: services ## micro-batch throughput: engine vs floor vs the seed's way, 1/10/100 rules
-	$(VENV)/python bench/throughput.py --events $(or $(EVENTS),50000) --rules 1 10 100
+bench: services ## throughput vs floor vs the seed's way, rule scaling, latency, API (minutes)
+	$(VENV)/python -m bench.run
+
+bench-full: services ## the long benchmark runs (bigger backlog, 500 rules, longer latency runs)
+	$(VENV)/python -m bench.run --full
 
 lint: venv ## ruff + mypy
 	$(VENV)/ruff check .
@@ -58,7 +68,11 @@ PYTEST_RC := .sentinel/run/pytest.rc
 
 test: services lint ## every test (unit, integration, e2e) against the real services
 	@rm -f $(PYTEST_RC)
-	$(VENV)/pytest -m 'unit or integration or e2e'; rc=$$?; echo $$rc > $(PYTEST_RC); exit $$rc
+	$(VENV)/pytest -m '(unit or integration or e2e or reliability) and not reliability_long'; \
+	  rc=$$?; echo $$rc > $(PYTEST_RC); exit $$rc
 
 test-unit: venv ## unit tests only (no services)
 	$(VENV)/pytest -m unit
+
+test-reliability: services ## outage drills, long form (60 s outages, >= 10 SIGKILLs)
+	SENTINEL_DRILL_LONG=1 $(VENV)/pytest -m 'reliability or reliability_long' tests/reliability

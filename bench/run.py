@@ -1,0 +1,71 @@
+"""`make bench`: throughput and rule scaling, latency, API — one table and one JSON file.
+
+    .venv/bin/python -m bench.run                 # a few minutes
+    .venv/bin/python -m bench.run --full          # longer runs, 500 rules, bigger backlog
+
+Throughput first (engine vs floor vs the seed's way on the same backlog, same Spark session);
+latency then runs at 25/50/80 % of the engine's measured events/s with 50 rules; the API last.
+Writes bench/results/bench-<timestamp>.json. Needs `make services`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from bench.common import ROOT, machine, save
+
+
+def module(name: str, *args: str) -> list[dict]:
+    """Runs ``python -m bench.<name>`` in its own process (own Spark JVM) and reads its JSON."""
+    out = Path(tempfile.mkstemp(suffix=".json")[1])
+    cmd = [sys.executable, "-m", f"bench.{name}", *args, "--json", str(out)]
+    print(f"\n$ {' '.join(cmd[1:])}", flush=True)
+    subprocess.run(cmd, cwd=ROOT, check=True)
+    return json.loads(out.read_text())
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--full", action="store_true")
+    args = ap.parse_args()
+    info = machine()
+    events = "100000" if args.full else "50000"
+    rules = ["1", "10", "50", "100", "500"] if args.full else ["1", "10", "50", "100"]
+    throughput = module("throughput", "--events", events, "--rules", *rules)
+    engine = {r["rules"]: r["events_per_s"] for r in throughput if r["variant"] == "engine"}
+    seed = {r["rules"]: r["events_per_s"] for r in throughput if r["variant"] == "seed"}
+    floor = next(r["events_per_s"] for r in throughput if r["variant"] == "floor")
+    sustainable = engine[50]
+    latency = module("latency", "--sustainable", str(sustainable),
+                     "--seconds", "120" if args.full else "40")
+    api = module("api_load", "--seconds", "30" if args.full else "10")
+
+    print(f"\nmachine: {info}")
+    print(f"\n{'rules':>6} {'engine ev/s':>12} {'seed ev/s':>10} {'ours/seed':>10} "
+          f"{'ours/floor':>10}   (floor {floor:,.0f} ev/s)")
+    for k, eps in engine.items():
+        s = seed.get(k)
+        ratio = f"{eps / s:9.1f}x" if s else f"{'-':>10}"
+        print(f"{k:>6} {eps:12,.0f} {s or 0:10,.0f} {ratio} {eps / floor:9.2f}x")
+    print(f"\n{'rate/s':>8} {'sink':<9} {'alerts':>7} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}")
+    for res in latency:
+        for sink in ("redis", "postgres"):
+            r = res[sink]
+            print(f"{res['rate']:8.0f} {sink:<9} {r['alerts']:7d} {r['p50']:8.0f} "
+                  f"{r['p95']:8.0f} {r['p99']:8.0f}")
+    print(f"\n{'API operation':<28} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
+    for r in api:
+        print(f"{r['op']:<28} {r['rps']:8.0f} {r['p50']:8.1f} {r['p99']:8.1f} {r['errors']:7d}")
+    path = save("bench", {"machine": info, "full": args.full, "throughput": throughput,
+                          "latency": latency, "api": api})
+    print(f"\nresults: {path.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
