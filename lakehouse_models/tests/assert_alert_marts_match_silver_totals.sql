@@ -1,4 +1,7 @@
 -- Every alert of silver is counted once in the hourly, daily and rule marts, per pipeline.
+-- meta.dagster.ref: an asset check of fct_alerts_daily in Dagster (a singular test over
+-- several relations would otherwise only be logged as an observation).
+{{ config(meta={'dagster': {'ref': {'name': 'fct_alerts_daily'}}}) }}
 with silver as (
 
     select pipeline_id, count(*) as alerts

@@ -1,5 +1,8 @@
 -- dim_entity_risk covers every bronze event that has a key, and fct_quarantine_reasons every
 -- quarantined record, per pipeline.
+-- meta.dagster.ref: an asset check of dim_entity_risk in Dagster (a singular test over
+-- several relations would otherwise only be logged as an observation).
+{{ config(meta={'dagster': {'ref': {'name': 'dim_entity_risk'}}}) }}
 with keyed_events as (
 
     select pipeline_id, count(*) as total

@@ -1,5 +1,8 @@
 -- Events, quarantined records and alerts of fct_pipeline_health_daily add up to the bronze
 -- and silver totals of every pipeline.
+-- meta.dagster.ref: an asset check of fct_pipeline_health_daily in Dagster (a singular test over
+-- several relations would otherwise only be logged as an observation).
+{{ config(meta={'dagster': {'ref': {'name': 'fct_pipeline_health_daily'}}}) }}
 with bronze_events as (
 
     select pipeline_id, count(*) as events

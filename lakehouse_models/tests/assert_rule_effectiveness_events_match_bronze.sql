@@ -1,4 +1,7 @@
 -- events_seen of every rule-day equals the distinct events bronze holds for that pipeline-day.
+-- meta.dagster.ref: an asset check of fct_rule_effectiveness in Dagster (a singular test over
+-- several relations would otherwise only be logged as an observation).
+{{ config(meta={'dagster': {'ref': {'name': 'fct_rule_effectiveness'}}}) }}
 with bronze as (
 
     select pipeline_id, event_date, count(distinct event_id) as events
