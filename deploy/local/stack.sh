@@ -3,28 +3,30 @@
 #
 #   stack.sh up        venv, jars, Postgres (+ migrations, admin key), Redis, Kafka, S3,
 #                      Spark Thrift Server (SQL endpoint :10000), API,
-#                      Dagster (:3000) and the demo pipeline + producer
+#                      Dagster (:3000), Superset (:8088, provisioned) and the demo pipeline + producer
 #   stack.sh demo | demo-stop   (re)start / stop the demo producer
 #   stack.sh services  the same without the API: what the tests need (+ headless Chromium)
 #   stack.sh down      stops exactly what these scripts started (pid files in .sentinel/run)
 #   stack.sh status    one line per service
 #   stack.sh logs [S]  tail -F the logs (all, or one service: postgres redis kafka s3 api)
-#   stack.sh venv | jars | migrate
+#   stack.sh venv | jars | migrate | superset-provision
 #
 # Every start is idempotent: a service already answering on its port is reused, not restarted.
 # Env: SENTINEL_HOME (default .sentinel), SENTINEL_START_S3=0 skips the S3 server in `up`,
+#      SENTINEL_START_SUPERSET=0 skips Superset (:8088) in `up`,
+#      SENTINEL_INSTALL_SUPERSET=0 skips its venv in `services`,
 #      SENTINEL_KAFKA_HEAP (default "-Xmx512m -Xms256m").
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=deploy/local/lib.sh
 . "$HERE/lib.sh"
-for f in python jars chromium postgres redis kafka s3 thrift api dagster demo; do
+for f in python jars chromium postgres redis kafka s3 thrift api dagster superset demo; do
   # shellcheck disable=SC1090
   . "$HERE/$f.sh"
 done
 
-SERVICES=(postgres redis kafka s3 thrift api dagster demo-producer)
+SERVICES=(postgres redis kafka s3 thrift api dagster superset demo-producer)
 
 postgres_all() { start_postgres && bootstrap_postgres; }
 migrate_all() { run_migrations && ensure_admin_key; }
@@ -41,6 +43,10 @@ start_services() {
   fi
   if [[ "${1:-}" == with-s3 ]]; then
     step "headless chromium" ensure_chromium
+    # the Superset tests need its venv; SENTINEL_INSTALL_SUPERSET=0 skips it
+    if [[ "${SENTINEL_INSTALL_SUPERSET:-1}" == 1 ]]; then
+      step "superset venv" ensure_superset_venv
+    fi
   fi
 }
 
@@ -59,6 +65,7 @@ summary() {
   echo "  Kafka      $HOST:$KAFKA_PORT"
   port_open "$S3_PORT" && echo "  S3         http://$HOST:$S3_PORT (any access key)"
   port_open "$THRIFT_PORT" && echo "  SQL        thrift://$HOST:$THRIFT_PORT (Spark Thrift Server: PyHive, dbt, beeline)"
+  port_open "$SUPERSET_PORT" && echo "  Superset   http://$HOST:$SUPERSET_PORT   (user admin, password in $SUPERSET_ADMIN_PASSWORD_FILE)"
   if [[ -f "$key" ]]; then
     echo "  admin key  $key"
   else
@@ -79,6 +86,10 @@ cmd_up() {
   step "spark thrift server" start_thrift
   step "api" start_api
   step "dagster" start_dagster
+  if [[ "${SENTINEL_START_SUPERSET:-1}" == 1 ]]; then
+    step "superset" start_superset
+    step "superset provisioning" provision_superset
+  fi
   step "demo" start_demo
   summary "$((SECONDS - t0))"
 }
@@ -92,6 +103,7 @@ cmd_services() {
 
 cmd_down() {
   stop_demo
+  stop_superset
   stop_dagster
   stop_api
   stop_thrift
@@ -109,6 +121,7 @@ cmd_status() {
   status_thrift
   status_line api "$API_PORT" "$API_MARKER"
   status_dagster
+  status_superset
 }
 
 cmd_logs() {
@@ -135,13 +148,14 @@ case "${1:-}" in
   demo-stop) stop_demo ;;
   venv) step "python venv" ensure_venv ;;
   jars) step "python venv" ensure_venv; step "jvm jars" ensure_jars ;;
+  superset-provision) step "superset provisioning" provision_superset ;;
   migrate)
     step "python venv" ensure_venv
     step "postgres" postgres_all
     step "catalog migrations" migrate_all
     ;;
   *)
-    sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
     ;;
 esac
