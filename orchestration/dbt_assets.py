@@ -7,22 +7,35 @@ The dbt sources map onto the lake's observed assets (``bronze_events``, ``quaran
 
 Before each build the union views are synced (``catalog.lakehouse_tables.register_all``,
 cheap when nothing changed). ``lakehouse_tables_sync`` does the same every minute so SQL
-clients see new pipelines without waiting for a build; ``lakehouse_models_hourly`` rebuilds
-the models (full refresh; each model is a small aggregate) at minute 25 of every hour.
+clients see new pipelines without waiting for a build; the models (full refresh; each model
+is a small aggregate) are rebuilt by the job ``build_lakehouse_models``, launched
+
+- on a schedule: ``lakehouse_models_hourly``, at minute 25 of every hour;
+- when the lake changes: the sensor ``lakehouse_models_on_lake_change`` compares the latest
+  Delta version of every pipeline's bronze, quarantine and alerts tables with those of the last
+  build it launched, and launches one when any moved (at most every ``LAKE_CHANGE_INTERVAL``
+  seconds, never while a build is queued or running; run key = the versions, so a given state
+  of the lake is built once).
 
 The manifest is built at load time with ``dbt parse`` when it is missing or older than the
 project's files (``dagster dev`` re-parses through ``prepare_if_dev``).
 """
 
 
+import hashlib
+import json
+import re
 import shutil
 import sys
 from pathlib import Path
 
 from dagster import (
     AssetExecutionContext,
+    DagsterRunStatus,
     DefaultScheduleStatus,
     DefaultSensorStatus,
+    RunRequest,
+    RunsFilter,
     SensorEvaluationContext,
     SkipReason,
     sensor,
@@ -35,6 +48,8 @@ from dagster_dbt import (
     build_schedule_from_dbt_selection,
     dbt_assets,
 )
+
+from orchestration.resources import CatalogResource, LakeResource, ObjectStoreResource
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent / "lakehouse_models"
 GROUP = "lakehouse_models"
@@ -132,6 +147,71 @@ def lakehouse_tables_sync(context: SensorEvaluationContext):
     return SkipReason(report.summary())
 
 
+LAKE_CHANGE_INTERVAL = 600
+BUILD_JOB = lakehouse_models_hourly.job
+_ACTIVE = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
+           DagsterRunStatus.STARTED]
+_LOG_ENTRY = re.compile(r"^(\d{20})\.(json|checkpoint\..*)$")
+
+
+def latest_delta_version(path: str, s3_client=None) -> int | None:
+    """The newest version in a Delta table's ``_delta_log`` listing (None: no table there).
+
+    Only the file names are read (no state replay): cheap on disk and on S3/R2."""
+    names: list[str] = []
+    if path.startswith(("s3a://", "s3://")):
+        bucket, _, key = path.split("://", 1)[1].partition("/")
+        prefix = f"{key.rstrip('/')}/_delta_log/"
+        for page in s3_client.get_paginator("list_objects_v2").paginate(Bucket=bucket,
+                                                                         Prefix=prefix):
+            names += [o["Key"][len(prefix):] for o in page.get("Contents", [])]
+    else:
+        log_dir = Path(path.removeprefix("file://").removeprefix("file:")) / "_delta_log"
+        names = [p.name for p in log_dir.iterdir()] if log_dir.is_dir() else []
+    versions = [int(m[1]) for n in names if (m := _LOG_ENTRY.match(n))]
+    return max(versions) if versions else None
+
+
+def lake_versions(catalog: CatalogResource, lake: LakeResource,
+                  object_store: ObjectStoreResource) -> dict[str, int]:
+    """``{"<pipeline id>/<asset>": latest Delta version}`` of every existing lake table."""
+    versions: dict[str, int] = {}
+    s3 = None
+    for p in catalog.pipelines():
+        for key, path in lake.tables(p["id"]).items():
+            if s3 is None and path.startswith(("s3a://", "s3://")):
+                s3 = object_store._s3()
+            version = latest_delta_version(path, s3)
+            if version is not None:
+                versions[f"{p['id']}/{key}"] = version
+    return versions
+
+
+@sensor(job=BUILD_JOB, minimum_interval_seconds=LAKE_CHANGE_INTERVAL,
+        default_status=DefaultSensorStatus.RUNNING,
+        description="Rebuilds the dbt models when a pipeline's bronze/quarantine/alerts Delta "
+                    "tables have new commits since the last build this sensor launched.")
+def lakehouse_models_on_lake_change(context: SensorEvaluationContext, catalog: CatalogResource,
+                                    lake: LakeResource, object_store: ObjectStoreResource):
+    versions = lake_versions(catalog, lake, object_store)
+    if not versions:
+        return SkipReason("no lake tables yet")
+    previous = json.loads(context.cursor) if context.cursor else {}
+    changed = sorted(k for k, v in versions.items() if previous.get(k) != v)
+    if not changed:
+        return SkipReason(f"no new commits in {len(versions)} lake tables")
+    active = context.instance.get_runs(
+        RunsFilter(job_name=BUILD_JOB.name, statuses=_ACTIVE), limit=1)
+    if active:  # the cursor stays: the next tick sees the same change
+        return SkipReason(f"{len(changed)} tables changed; build run {active[0].run_id} "
+                          "is still in progress")
+    context.update_cursor(json.dumps(versions, sort_keys=True))
+    state = hashlib.sha256(json.dumps(versions, sort_keys=True).encode()).hexdigest()[:16]
+    return RunRequest(run_key=f"lake-{state}", tags={
+        "sentinel/kind": "dbt", "sentinel/trigger": "lake_change",
+        "sentinel/changed_tables": ",".join(changed)[:200]})
+
+
 def dbt_resource() -> DbtCliResource:
     """The ``dbt`` resource the assets need (add under ``resources={"dbt": ...}``)."""
     return DbtCliResource(project_dir=lakehouse_project, profiles_dir=str(PROJECT_DIR),
@@ -140,4 +220,4 @@ def dbt_resource() -> DbtCliResource:
 
 DBT_ASSETS = [lakehouse_models]
 DBT_SCHEDULES = [lakehouse_models_hourly]
-DBT_SENSORS = [lakehouse_tables_sync]
+DBT_SENSORS = [lakehouse_tables_sync, lakehouse_models_on_lake_change]
