@@ -4,7 +4,7 @@ STACK := deploy/local/stack.sh
 VENV  := .venv/bin
 
 .DEFAULT_GOAL := help
-.PHONY: help up down status logs services jars migrate venv lint test test-unit test-reliability submit producer bench bench-full demo demo-stop
+.PHONY: help up down status logs services jars migrate venv lint test test-unit test-reliability submit producer bench bench-full soak demo demo-stop
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -56,6 +56,9 @@ producer: ## send generated events to a pipeline (ID=1 RATE=100 COUNT=1000)
 
 bench: services ## throughput vs floor vs the seed's way, rule scaling, latency, API (minutes)
 	$(VENV)/python -m bench.run
+
+soak: services ## the stream at RATE events/s for MINUTES (default 30): memory, lag, latency, files
+	$(VENV)/python -m bench.soak --rate $(or $(RATE),1000) --minutes $(or $(MINUTES),30)
 
 bench-full: services ## the long benchmark runs (bigger backlog, 500 rules, longer latency runs)
 	$(VENV)/python -m bench.run --full
