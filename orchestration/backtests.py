@@ -111,11 +111,15 @@ def run_backtest(context: OpExecutionContext, config: BacktestConfig,
         context.log.info("%s %s succeeded (delta_version %s): %s", row["kind"], row["id"],
                          row.get("delta_version"), summary)
         return
-    error = row.get("error") or _tail(log) or f"exit code {rc}"
-    catalog.call(mark_failed, config.backtest_id, error)
+    if row.get("error"):  # the job's own account of the failure
+        error = row["error"]
+        summary = error.splitlines()[0]
+    else:  # refused or died before it could record one: its log's last line says why
+        error = _tail(log) or f"exit code {rc}"
+        summary = [line for line in error.splitlines() if line.strip()][-1]
+    catalog.call(mark_failed, config.backtest_id, summary)
     raise Failure(
-        description=f"backtest {config.backtest_id} failed (exit {rc}): "
-                    f"{error.splitlines()[0] if error else ''}"[:2000],
+        description=f"backtest {config.backtest_id} failed (exit {rc}): {summary}"[:2000],
         metadata={"exit_code": rc, "error": MetadataValue.text(error[-4000:]),
                   "log": MetadataValue.path(str(log))},
     )
