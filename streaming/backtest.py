@@ -205,11 +205,13 @@ def run_backtest(spark: SparkSession, backtest_id: int, *, rerun: bool = False
     return run_job(spark, jobs.claim(backtest_id, rerun=rerun))
 
 
-def run_pending(spark: SparkSession) -> tuple[list[int], list[int]]:
-    """Drain the queue: ``(succeeded ids, failed ids)``; one failure does not stop the rest."""
+def run_pending(spark: SparkSession, pipeline_id: int | None = None
+                ) -> tuple[list[int], list[int]]:
+    """Drain the queue (of one pipeline when given): ``(succeeded ids, failed ids)``; one
+    failure does not stop the rest."""
     done: list[int] = []
     failed: list[int] = []
-    while (job := jobs.claim_next()) is not None:
+    while (job := jobs.claim_next(pipeline_id)) is not None:
         try:
             run_job(spark, job)
             done.append(job.id)
@@ -227,6 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     which.add_argument("--id", type=int, help="run this job")
     which.add_argument("--pending", action="store_true", help="run every queued job")
     ap.add_argument("--rerun", action="store_true", help="with --id: run a finished job again")
+    ap.add_argument("--pipeline-id", type=int, help="with --pending: only this pipeline's jobs")
     args = ap.parse_args(argv)
     if args.id is not None:
         try:
@@ -248,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
         except Exception:
             return 1
         return 0
-    done, failed = run_pending(spark)
+    done, failed = run_pending(spark, args.pipeline_id)
     log.info("backtests: %d succeeded %s, %d failed %s", len(done), done, len(failed), failed)
     return 1 if failed else 0
 

@@ -66,11 +66,13 @@ def claim(job_id: int, *, rerun: bool = False) -> Job:
     return _job(row)
 
 
-def claim_next() -> Job | None:
-    """The oldest queued job, claimed (``None`` when the queue is empty)."""
+def claim_next(pipeline_id: int | None = None) -> Job | None:
+    """The oldest queued job (of one pipeline when given), claimed; ``None`` when none is."""
+    query = select(backtests.c.id).where(backtests.c.status == "queued")
+    if pipeline_id is not None:
+        query = query.where(backtests.c.pipeline_id == pipeline_id)
     oldest = (
-        select(backtests.c.id).where(backtests.c.status == "queued")
-        .order_by(backtests.c.id).limit(1).with_for_update(skip_locked=True)
+        query.order_by(backtests.c.id).limit(1).with_for_update(skip_locked=True)
         .scalar_subquery()
     )
     with get_engine().begin() as conn:
@@ -80,14 +82,6 @@ def claim_next() -> Job | None:
             .returning(backtests)
         ).first()
     return _job(row) if row is not None else None
-
-
-def queued_ids(limit: int = 100) -> list[int]:
-    with get_engine().connect() as conn:
-        return list(conn.execute(
-            select(backtests.c.id).where(backtests.c.status == "queued")
-            .order_by(backtests.c.id).limit(limit)
-        ).scalars())
 
 
 def finish(job_id: int, *, delta_version: int | None = None,
