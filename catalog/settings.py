@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     stream_backoff_seconds: float = 30
     stream_backoff_max_seconds: float = 600
     stream_heartbeat_seconds: float = 60
+    watcher_interval_seconds: int = Field(
+        default=15, ge=1, description="pipeline_watcher's minimum interval between ticks"
+    )
     watch_pipelines_like: str | None = Field(
         default=None, description="SQL LIKE pattern: the watcher only manages matching pipelines"
     )

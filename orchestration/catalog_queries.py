@@ -10,7 +10,7 @@ from sqlalchemy import Connection, func, insert, select, update
 
 from catalog.tables import fraud_alerts, stream_runs
 from catalog.tables import pipelines as pipelines_table
-from orchestration.reconcile import DesiredPipeline, ExternalStream
+from orchestration.reconcile import DesiredPipeline, ExternalStream, error_summary
 
 FAILING = "failing"
 
@@ -78,7 +78,9 @@ def mark_failing(conn: Connection, pipeline_id: int, attempts: int, error: str) 
         select(c.id, c.status).where(c.pipeline_id == pipeline_id)
         .order_by(c.started_at.desc(), c.id.desc()).limit(1)
     ).first()
-    message = f"gave up after {attempts} failed attempts: {error}"[:4000]
+    summary = error_summary(error)
+    detail = "" if summary == error.strip() else f"\n{error}"
+    message = f"gave up after {attempts} failed attempts: {summary}{detail}"[:4000]
     if latest is not None and latest.status == FAILING:
         return False
     if latest is None:
@@ -90,6 +92,23 @@ def mark_failing(conn: Connection, pipeline_id: int, attempts: int, error: str) 
         status=FAILING, last_error=message, restarts=attempts,
         ended_at=func.coalesce(c.ended_at, func.now()), updated_at=func.now()))
     return True
+
+
+def close_run(conn: Connection, dagster_run_id: str, status: str, error: str) -> bool:
+    """End the run's ``stream_runs`` row if its process died before it could (True if so).
+
+    A stream killed by SIGKILL (or the OOM killer) leaves its row open and ``running``: the
+    health endpoint would show a dead stream as live and the watcher would wait for its
+    heartbeat to go stale before relaunching it.
+    """
+    c = stream_runs.c
+    closed = conn.execute(
+        update(stream_runs)
+        .where(c.dagster_run_id == dagster_run_id, c.ended_at.is_(None))
+        .values(status=status, last_error=error[:4000], ended_at=func.now(),
+                updated_at=func.now())
+    )
+    return bool(closed.rowcount)
 
 
 def alert_counts_by_day(conn: Connection, pipeline_id: int, before: date) -> dict[date, int]:

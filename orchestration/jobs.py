@@ -7,6 +7,7 @@ current batch. A child exiting non-zero fails the run with the stream's own last
 """
 
 
+import signal
 import time
 
 from dagster import (
@@ -22,6 +23,7 @@ from dagster import (
 )
 
 from orchestration import catalog_queries as q
+from orchestration.reconcile import error_summary
 from orchestration.resources import CatalogResource
 from orchestration.stream_process import StreamProcess
 
@@ -70,6 +72,14 @@ def _follow(context: OpExecutionContext, child: StreamProcess, catalog: CatalogR
         time.sleep(config.poll_seconds)
 
 
+def _death_notice(rc: int, tail: str) -> tuple[str, str]:
+    """(error text, one-line summary) for a stream that exited without recording an error."""
+    how = f"killed by {signal.Signals(-rc).name}" if rc < 0 else f"exit code {rc}"
+    last = next((line for line in reversed(tail.splitlines()) if line.strip()), "")
+    summary = f"the stream process died ({how})" + (f"; last log line: {last}" if last else "")
+    return (f"{summary}\n{tail}" if tail else summary), summary
+
+
 @op(description="Run one pipeline's Spark Structured Streaming query until it is stopped.",
     tags={KIND_TAG: "stream"})
 def run_stream(context: OpExecutionContext, config: StreamConfig,
@@ -85,17 +95,21 @@ def run_stream(context: OpExecutionContext, config: StreamConfig,
         rc, graceful = child.stop(config.stop_timeout_seconds)
         context.log.info("stream exited with %s (%s)", rc,
                          "graceful" if graceful else "killed after timeout")
+        if not graceful:
+            catalog.call(q.close_run, context.run_id, "stopped",
+                         f"killed after {config.stop_timeout_seconds:.0f}s: no graceful stop")
         raise
     row = catalog.call(q.progress, context.run_id) or {}
     if rc == 0:
         context.log.info("stream stopped: %s", row.get("last_error") or row.get("status"))
         return
-    if row.get("last_error"):  # the job's own account of the failure
+    if row.get("ended_at") is not None and row.get("last_error"):  # the job's own account
         error = row["last_error"]
-        summary = error.splitlines()[0]
-    else:  # it died before it could record one: the last line of its log says why
-        error = child.tail() or f"exit code {rc}"
-        summary = [line for line in error.splitlines() if line.strip()][-1]
+        summary = error_summary(error)
+    else:  # it died (SIGKILL, OOM, a crash at start) before it could record why
+        error, summary = _death_notice(rc, child.tail())
+        if catalog.call(q.close_run, context.run_id, "failed", error):
+            context.log.warning("closed the stream_runs row the dead stream left open")
     raise Failure(
         description=f"streaming job for pipeline {config.pipeline_id} exited with {rc}: "
                     f"{summary}"[:2000],

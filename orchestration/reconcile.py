@@ -105,6 +105,21 @@ class Wait:
 Action = Launch | Terminate | MarkFailing | Wait
 
 
+def error_summary(error: str, limit: int = 300) -> str:
+    """The line of an error text that says what went wrong.
+
+    A Spark failure recorded through py4j reads ``Py4JJavaError: An error occurred while
+    calling o35.start.`` first; the Java exception (the actual reason) is on the next line.
+    """
+    lines = [line.strip() for line in error.splitlines() if line.strip()]
+    if not lines:
+        return ""
+    first = lines[0]
+    if "An error occurred while calling" in first and len(lines) > 1:
+        first = lines[1].lstrip(": ").strip() or first
+    return first[:limit]
+
+
 def run_key(pipeline_id: int, schema_version: int, previous_run_id: str | None) -> str:
     """Stable across ticks until a new run exists: the same decision never launches twice."""
     after = previous_run_id[:8] if previous_run_id else "none"
@@ -175,9 +190,10 @@ def reconcile_pipeline(
     if now < due:
         wait = int((due - now).total_seconds()) + 1
         return [Wait(p.id, f"pipeline {p.id}: {len(failed)} failure(s), retry "
-                           f"{len(failed) + 1}/{policy.max_attempts} in {wait}s: {error[:200]}")]
+                           f"{len(failed) + 1}/{policy.max_attempts} in {wait}s: "
+                           f"{error_summary(error)}")]
     return [Launch(p.id, p.schema_version, len(failed) + 1, key,
-                   f"relaunch after {len(failed)} failure(s): {error[:200]}")]
+                   f"relaunch after {len(failed)} failure(s): {error_summary(error)}")]
 
 
 def reconcile(

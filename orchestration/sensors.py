@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from dagster import (
     AddDynamicPartitionsRequest,
     AssetObservation,
+    DagsterEventType,
     DagsterRunStatus,
     DefaultSensorStatus,
     RunRequest,
@@ -23,6 +24,7 @@ from dagster import (
     sensor,
 )
 
+from catalog.settings import get_settings
 from orchestration import catalog_queries as q
 from orchestration.assets import PIPELINES_PARTITIONS
 from orchestration.jobs import (
@@ -39,11 +41,12 @@ from orchestration.reconcile import (
     ObservedRun,
     Terminate,
     Wait,
+    error_summary,
     reconcile,
 )
 from orchestration.resources import CatalogResource, StreamPolicyResource
 
-SENSOR_INTERVAL_SECONDS = 15
+SENSOR_INTERVAL_SECONDS = get_settings().watcher_interval_seconds  # default 15
 LIVE = [DagsterRunStatus(s) for s in sorted(LIVE_STATUSES)]
 
 
@@ -57,6 +60,27 @@ def _observed(record, error: str | None = None) -> ObservedRun | None:
     ended = datetime.fromtimestamp(record.end_time, UTC) if record.end_time else None
     return ObservedRun(run.run_id, pid, int(version) if version else None, run.status.value,
                        record.create_timestamp, ended, error)
+
+
+def dagster_error(instance, run_id: str) -> str | None:
+    """Why Dagster failed a run the stream recorded nothing for (e.g. it never launched)."""
+    events = instance.all_logs(run_id, of_type={DagsterEventType.ENGINE_EVENT,
+                                                DagsterEventType.STEP_FAILURE,
+                                                DagsterEventType.RUN_FAILURE})
+    failure = None
+    for entry in reversed(events):
+        event = entry.dagster_event
+        if event is None:
+            continue
+        data = event.step_failure_data if event.is_step_failure else (
+            event.engine_event_data if event.event_type == DagsterEventType.ENGINE_EVENT
+            else None)
+        error = getattr(data, "error", None)
+        if error is not None:
+            return f"{error.message.strip()} ({event.message})"
+        if event.event_type == DagsterEventType.RUN_FAILURE and failure is None:
+            failure = event.message
+    return failure
 
 
 def observe_runs(instance, pipeline_ids: list[int], history: int) -> list:
@@ -99,6 +123,9 @@ def pipeline_watcher(
     failed = [r.dagster_run.run_id for r in records
               if r.dagster_run.status == DagsterRunStatus.FAILURE]
     errors = catalog.call(q.errors_by_dagster_run, failed)
+    for run_id in failed:
+        if run_id not in errors and (error := dagster_error(context.instance, run_id)):
+            errors[run_id] = error
     runs = [o for r in records if (o := _observed(r, errors.get(r.dagster_run.run_id)))
             and (o.pipeline_id in mine or o.pipeline_id not in existing)]
     actions = reconcile(desired, runs, catalog.call(q.open_streams), datetime.now(UTC), policy)
@@ -117,7 +144,7 @@ def pipeline_watcher(
             waits.append(f"pipeline {a.pipeline_id}: terminating run {a.run_id[:8]} ({a.reason})")
         elif isinstance(a, MarkFailing):
             waits.append(f"pipeline {a.pipeline_id}: FAILING after {a.attempts} attempts, "
-                         f"not relaunched: {a.error[:200]}")
+                         f"not relaunched: {error_summary(a.error)}")
             if catalog.call(q.mark_failing, a.pipeline_id, a.attempts, a.error):
                 context.log.error(waits[-1])
                 events.append(AssetObservation(
