@@ -61,7 +61,8 @@ ensure_superset_venv() {
   local log t0=$SECONDS
   log="$(log_file superset-pip)"
   info "pip install -r deploy/superset/requirements.txt into $SUPERSET_VENV (log: $log)"
-  "$SUPERSET_PY" -m pip install --no-input -r "$SUPERSET_REQ" >"$log" 2>&1 || {
+  # --no-compile: bytecode is written on first import instead (only what Superset imports)
+  "$SUPERSET_PY" -m pip install --no-input --no-compile -r "$SUPERSET_REQ" >"$log" 2>&1 || {
     tail -n 30 "$log" >&2
     die "superset pip install failed; see $log"
   }

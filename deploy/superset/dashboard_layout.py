@@ -37,7 +37,9 @@ def position_json(title: str, specs: list[Any], chart_ids: list[int]) -> dict[st
     return pos
 
 
-def dashboard_metadata(title: str, chart_ids: list[int], filter_dataset_id: int | None) -> dict:
+def dashboard_metadata(title: str, chart_ids: list[int], filter_dataset_id: int | None,
+                       positions: dict[str, Any]) -> dict:
+    """json_metadata; ``positions`` (the layout) also sets the dashboard's charts."""
     slug = title.lower().replace(" ", "_")
     scope = {"rootPath": ["ROOT_ID"], "excluded": []}
     pipeline = [
@@ -64,4 +66,4 @@ def dashboard_metadata(title: str, chart_ids: list[int], filter_dataset_id: int 
             "color_scheme": "supersetColors", "refresh_frequency": 0,
             "timed_refresh_immune_slices": [], "expanded_slices": {}, "label_colors": {},
             "shared_label_colors": [], "cross_filters_enabled": True,
-            "positions": {}, "default_filters": "{}"}
+            "positions": positions, "default_filters": "{}"}

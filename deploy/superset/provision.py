@@ -177,12 +177,11 @@ def ensure_dataset(api: Superset, db: int, name: str, schema: str, time_col: str
         api.call("DELETE", f"/api/v1/dataset/{extra['id']}")
     if hits:
         did = int(hits[0]["id"])
-        api.call("PUT", f"/api/v1/dataset/{did}?override_columns=true",
-                 {"schema": schema, "sql": sql})
-    else:
+        api.call("PUT", f"/api/v1/dataset/{did}", {"schema": schema, "sql": sql})
+        api.call("PUT", f"/api/v1/dataset/{did}/refresh")  # columns from the table / query
+    else:  # creating reads the columns
         did = int(api.call("POST", "/api/v1/dataset/", {
             "database": db, "schema": schema, "table_name": name, "sql": sql})["id"])
-    api.call("PUT", f"/api/v1/dataset/{did}/refresh")  # columns from the table / query
     api.call("PUT", f"/api/v1/dataset/{did}", {"main_dttm_col": time_col,
                                                "filter_select_enabled": True})
     return did
@@ -233,9 +232,10 @@ def provision(url: str, user: str, password: str) -> dict[str, Any]:
         specs = [s for s in ready if s.board == title]
         ids = [charts[s.name] for s in specs]
         filter_ds = datasets[specs[0].dataset] if specs else None
+        layout = position_json(title, specs, ids)
         api.call("PUT", f"/api/v1/dashboard/{board_id}", {
-            "position_json": json.dumps(position_json(title, specs, ids)),
-            "json_metadata": json.dumps(dashboard_metadata(title, ids, filter_ds)),
+            "position_json": json.dumps(layout),
+            "json_metadata": json.dumps(dashboard_metadata(title, ids, filter_ds, layout)),
         })
     return {"databases": dbs, "datasets": datasets, "dashboards": boards, "charts": charts,
             "missing": missing}

@@ -56,6 +56,9 @@ SUPERSET_WEBSERVER_TIMEOUT = 300
 SQLLAB_TIMEOUT = 300
 SQLLAB_VALIDATION_TIMEOUT = 60
 ROW_LIMIT = 50000
+# the time columns of the marts and tables are real TIMESTAMP/DATE columns: no sampling
+# queries on every dataset refresh to guess string formats
+DATASET_AUTO_DETECT_DATETIME_FORMATS = False
 
 # loopback-only, no outside network: no telemetry, no external assets
 SCARF_ANALYTICS = False
