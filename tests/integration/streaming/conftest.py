@@ -313,7 +313,7 @@ def reason_kind(reason: str) -> str:
 
 
 def check_sinks(spark, tp: TestPipeline, warehouse: str,
-                expected: set[tuple[int, str]]) -> None:
+                expected: set[tuple[int, str]], redis_url: str = REDIS_URL) -> None:
     """Bronze, quarantine, Delta alerts, Postgres and Redis all hold exactly what is expected."""
     import redis
 
@@ -326,7 +326,8 @@ def check_sinks(spark, tp: TestPipeline, warehouse: str,
     assert len(bronze) == len(valid)
     assert set(bronze) == {e.event["transaction_id"] for e in valid}
     quarantine = spark.read.format("delta").load(f"{base}/quarantine").collect()
-    got_q = Counter((bytes(r["raw_value"]), reason_kind(r["reason"])) for r in quarantine)
+    got_q = Counter((None if r["raw_value"] is None else bytes(r["raw_value"]),
+                     reason_kind(r["reason"])) for r in quarantine)
     assert got_q == expected_quarantine(tp.sent)
 
     versions = {spec.id: spec.version for spec in tp.rules}
@@ -344,7 +345,7 @@ def check_sinks(spark, tp: TestPipeline, warehouse: str,
     assert all(r.alert_id == alert_id(tp.id, r.rule_id, versions[r.rule_id], r.event_id)
                for r in pg)
 
-    client = redis.Redis.from_url(REDIS_URL, decode_responses=True)
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
     by_rule = {spec.id: spec for spec in tp.rules}
     per_event: dict[str, list[RuleSpec]] = {}
     for rule_id, event_id in expected:
