@@ -5,6 +5,10 @@ started with ``deploy/local/thrift.sh`` (and stopped again at the end). Everythi
 registers lives in schemas prefixed ``it_<random>_`` (dropped at the end), and the Delta tables
 are written to a temporary warehouse by a local SparkSession with the default in-memory
 catalog (the endpoint's Derby metastore can only be opened by the endpoint itself).
+
+``streamed`` adds a pipeline fed through Kafka and the real streaming job into the same
+warehouse, and ``dagster_build`` runs ``dagster asset materialize`` of the dbt assets once over
+all of it (test_dbt_models.py and test_stream_to_marts.py share that build).
 """
 
 from __future__ import annotations
@@ -12,11 +16,13 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import insert
@@ -109,3 +115,96 @@ def lake(catalog_db: None, lake_prefix: str, tmp_path_factory: pytest.TempPathFa
     for p in made:
         ingested = write_pipeline(spark, p, settings.warehouse_root)
     return Lake(settings, lake_prefix, made, ingested)
+
+
+@dataclass
+class Streamed:
+    """A pipeline whose events went through Kafka and the real streaming job into ``lake``'s
+    warehouse (bronze, quarantine, silver alerts) and Postgres ``fraud_alerts``."""
+
+    pipeline: Any  # tests.integration.streaming.conftest.TestPipeline
+    warehouse: str
+
+    @property
+    def id(self) -> int:
+        return int(self.pipeline.id)
+
+
+@pytest.fixture(scope="session")
+def streamed(lake: Lake, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Streamed]:
+    """300 generated events (some malformed) on a new topic, 3 rules, one run of
+    ``python -m streaming.job`` writing to the lake fixture's warehouse until every offset is
+    committed; the pipeline is then paused, so the job stops on its own."""
+    from streaming.producer import generate_events
+    from tests.integration.streaming import conftest as st
+
+    name = f"it-lake-stream-{uuid.uuid4().hex[:8]}"
+    st.create_topic(name)
+    with get_engine().begin() as conn:
+        pid = conn.execute(insert(pipelines).values(
+            name=name, kafka_topic=name, status="active", key_field="transaction_id",
+            schema=st.SCHEMA).returning(pipelines.c.id)).scalar_one()
+    tp = st.TestPipeline(pid, name)
+    st._clear_redis(pid)
+    for spec in st.base_rules()[:3]:  # amount > 5000, currency IN (...), user_id IS NULL
+        tp.add_rule(spec)
+    tp.produce(generate_events(st.SCHEMA, 300, 11, anomaly_share=0.3, malformed_share=0.08,
+                               id_prefix=name))
+    warehouse = lake.settings.warehouse_root
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "JAVA_TOOL_OPTIONS": st.TEST_JAVA_OPTIONS,
+           "SENTINEL_REDIS_URL": st.REDIS_URL, "SENTINEL_WAREHOUSE": warehouse}
+    job = st.JobProcess(pid, env, tmp_path_factory.mktemp("stream") / "job.log")
+    checkpoint = st.local_checkpoint(Path(warehouse) / "_checkpoints" / f"pipeline_{pid}")
+    try:
+        job.start()
+        st.wait_for(lambda: st.committed_offsets(checkpoint) == len(tp.sent), 900,
+                    "every offset committed", job)
+        tp.set_status("paused")
+        assert job.wait_exit(180) == 0, job.log_tail()
+        yield Streamed(tp, warehouse)
+    finally:
+        job.stop()
+        st.delete_topic(name)
+        st._clear_redis(pid)
+
+
+@dataclass
+class DagsterBuild:
+    """What ``dagster asset materialize`` of the dbt assets recorded in its instance."""
+
+    run_status: str
+    materialized: set[str]  # asset keys, e.g. "gold/fct_alerts_daily"
+    checks: dict[str, bool]  # "<asset key>:<check name>" -> passed
+    output: str
+
+
+@pytest.fixture(scope="session")
+def dagster_build(lake: Lake, streamed: Streamed,
+                  tmp_path_factory: pytest.TempPathFactory) -> DagsterBuild:
+    """``dagster asset materialize -m orchestration.definitions --select
+    group:lakehouse_models`` over the lake (known data + the streamed pipeline), in a private
+    DAGSTER_HOME; its run's events read back from that instance."""
+    from dagster import DagsterEventType, DagsterInstance
+
+    home = tmp_path_factory.mktemp("dagster-home")
+    env = {**os.environ, "DAGSTER_HOME": str(home), "SENTINEL_WAREHOUSE": streamed.warehouse,
+           "SENTINEL_LAKEHOUSE_SCHEMA_PREFIX": lake.prefix,
+           "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+    exe = Path(sys.executable).with_name("dagster")
+    proc = subprocess.run(
+        [str(exe), "asset", "materialize", "-m", "orchestration.definitions",
+         "--select", "group:lakehouse_models"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=1700)
+    output = proc.stdout[-4000:] + proc.stderr[-8000:]
+    assert proc.returncode == 0, output
+    with DagsterInstance.from_config(str(home)) as instance:
+        (run,) = instance.get_runs()
+        events = [r.dagster_event for r in instance.all_logs(run.run_id) if r.dagster_event]
+    materialized = {e.event_specific_data.materialization.asset_key.to_user_string()
+                    for e in events if e.event_type == DagsterEventType.ASSET_MATERIALIZATION}
+    checks = {}
+    for e in events:
+        if e.event_type == DagsterEventType.ASSET_CHECK_EVALUATION:
+            ev = e.event_specific_data
+            checks[f"{ev.asset_key.to_user_string()}:{ev.check_name}"] = ev.passed
+    return DagsterBuild(run.status.value, materialized, checks, output)

@@ -1,44 +1,25 @@
-"""`dbt build` of lakehouse_models over the endpoint: every mart equals plain-Python totals."""
+"""The dbt build of lakehouse_models over the endpoint: every mart equals plain-Python totals."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from collections import Counter, defaultdict
-from pathlib import Path
 
 import pytest
 
-from catalog.lakehouse_tables import Sql, connect, register_all
-from tests.integration.lakehouse.conftest import ROOT, Lake
+from catalog.lakehouse_tables import Sql, connect
+from tests.integration.lakehouse.conftest import DagsterBuild, Lake
 from tests.integration.lakehouse.lake_data import RANK
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]
-PROJECT = ROOT / "lakehouse_models"
-
-
-def dbt(args: list[str], tmp: Path, prefix: str) -> subprocess.CompletedProcess:
-    exe = Path(sys.executable).with_name("dbt")
-    env = {**os.environ, "SENTINEL_LAKEHOUSE_SCHEMA_PREFIX": prefix,
-           "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
-    return subprocess.run(
-        [str(exe), *args, "--project-dir", str(PROJECT), "--profiles-dir", str(PROJECT),
-         "--target-path", str(tmp / "target"), "--log-path", str(tmp / "logs")],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=1700)
 
 
 @pytest.fixture(scope="module")
-def built(lake: Lake, tmp_path_factory: pytest.TempPathFactory):
-    """Registers the tables, runs `dbt build` once; yields (run results, SQL session)."""
-    tmp = tmp_path_factory.mktemp("dbt")
+def built(lake: Lake, dagster_build: DagsterBuild):
+    """The marts as built by ``dagster asset materialize`` of the dbt assets (conftest: one
+    build for this module and test_stream_to_marts.py, over this data plus a streamed
+    pipeline); yields (the build, SQL session)."""
     sql = Sql(connect())
-    register_all(settings=lake.settings, sql=sql)
-    proc = dbt(["build"], tmp, lake.prefix)
-    results = json.loads((tmp / "target" / "run_results.json").read_text())
-    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]
-    yield results, sql
+    yield dagster_build, sql
     sql.close()
 
 
@@ -51,11 +32,10 @@ def rows(built, sql_text: str) -> list[tuple]:
 
 
 def test_build_runs_every_model_and_test(built) -> None:
-    results = built[0]["results"]
-    by_kind = Counter(r["unique_id"].split(".")[0] for r in results)
-    assert by_kind["model"] == 9
-    assert by_kind["test"] >= 20
-    assert {r["status"] for r in results} <= {"success", "pass"}
+    build = built[0]
+    assert len([k for k in build.materialized if k.split("/")[0] in ("staging", "gold")]) == 9
+    assert len(build.checks) >= 20
+    assert all(build.checks.values()), [k for k, ok in build.checks.items() if not ok]
 
 
 def test_alerts_hourly_and_daily_equal_python_counts(lake: Lake, built) -> None:
