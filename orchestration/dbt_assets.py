@@ -14,8 +14,8 @@ is a small aggregate) are rebuilt by the job ``build_lakehouse_models``, launche
 - when the lake changes: the sensor ``lakehouse_models_on_lake_change`` compares the latest
   Delta version of every pipeline's bronze, quarantine and alerts tables with those of the last
   build it launched, and launches one when any moved (at most every ``LAKE_CHANGE_INTERVAL``
-  seconds, never while a build is queued or running; run key = the versions, so a given state
-  of the lake is built once).
+  seconds, never while a build is queued or running nor while the SQL endpoint is down; run
+  key = the versions, so a given state of the lake is built once).
 
 The manifest is built at load time with ``dbt parse`` when it is missing or older than the
 project's files (``dagster dev`` re-parses through ``prepare_if_dev``).
@@ -187,6 +187,17 @@ def lake_versions(catalog: CatalogResource, lake: LakeResource,
     return versions
 
 
+def endpoint_up() -> bool:
+    """True when the Spark SQL endpoint accepts a session (a build would fail without it)."""
+    from catalog.lakehouse_tables import LakehouseUnavailable, connect
+
+    try:
+        connect().close()
+    except LakehouseUnavailable:
+        return False
+    return True
+
+
 @sensor(job=BUILD_JOB, minimum_interval_seconds=LAKE_CHANGE_INTERVAL,
         default_status=DefaultSensorStatus.RUNNING,
         description="Rebuilds the dbt models when a pipeline's bronze/quarantine/alerts Delta "
@@ -200,6 +211,8 @@ def lakehouse_models_on_lake_change(context: SensorEvaluationContext, catalog: C
     changed = sorted(k for k, v in versions.items() if previous.get(k) != v)
     if not changed:
         return SkipReason(f"no new commits in {len(versions)} lake tables")
+    if not endpoint_up():  # the cursor stays: the first tick with the endpoint up builds
+        return SkipReason(f"{len(changed)} tables changed; the SQL endpoint is down")
     active = context.instance.get_runs(
         RunsFilter(job_name=BUILD_JOB.name, statuses=_ACTIVE), limit=1)
     if active:  # the cursor stays: the next tick sees the same change

@@ -80,7 +80,12 @@ def lake_pipeline(catalog_db: None, tmp_path: Path):
         conn.execute(delete(pipelines).where(pipelines.c.id == pid))
 
 
-def test_lake_change_sensor_builds_when_bronze_moves_and_only_then(lake_pipeline) -> None:
+def test_lake_change_sensor_builds_when_bronze_moves_and_only_then(lake_pipeline,
+                                                                   monkeypatch) -> None:
+    import orchestration.dbt_assets as dbt_assets
+
+    up = {"value": True}
+    monkeypatch.setattr(dbt_assets, "endpoint_up", lambda: up["value"])
     pid, root = lake_pipeline
     sensor = defs.resolve_sensor_def("lakehouse_models_on_lake_change")
     assert sensor.default_status == DefaultSensorStatus.RUNNING
@@ -118,8 +123,14 @@ def test_lake_change_sensor_builds_when_bronze_moves_and_only_then(lake_pipeline
         assert req2.tags["sentinel/changed_tables"] == f"{pid}/bronze_events,{pid}/silver_alerts"
         assert json.loads(again.cursor) == {f"{pid}/bronze_events": 2, f"{pid}/silver_alerts": 0}
 
-        # while a build is running, a change waits (the cursor stays) and fires afterwards
+        # while the SQL endpoint is down or a build is running, a change waits (the cursor
+        # stays) and fires afterwards
         commit(events, 3)
+        up["value"] = False
+        down = tick(again.cursor)
+        assert not down.run_requests and "endpoint is down" in down.skip_message
+        assert down.cursor in (None, again.cursor)
+        up["value"] = True
         run = create_run_for_test(instance, job_name=JOB, status=DagsterRunStatus.STARTED)
         busy = tick(again.cursor)
         assert not busy.run_requests and run.run_id in busy.skip_message
