@@ -14,6 +14,7 @@ Rules, per pipeline:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -105,6 +106,9 @@ class Wait:
 Action = Launch | Terminate | MarkFailing | Wait
 
 
+GAVE_UP = re.compile(r"^gave up after \d+ failed attempts: ")
+
+
 def error_summary(error: str, limit: int = 300) -> str:
     """The line of an error text that says what went wrong.
 
@@ -114,7 +118,7 @@ def error_summary(error: str, limit: int = 300) -> str:
     lines = [line.strip() for line in error.splitlines() if line.strip()]
     if not lines:
         return ""
-    first = lines[0]
+    first = GAVE_UP.sub("", lines[0])  # the watcher's own verdict is not repeated
     if "An error occurred while calling" in first and len(lines) > 1:
         first = lines[1].lstrip(": ").strip() or first
     return first[:limit]

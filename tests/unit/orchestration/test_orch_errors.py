@@ -25,6 +25,12 @@ def test_plain_errors_keep_their_first_line_and_are_bounded():
     assert error_summary("") == ""
 
 
+def test_the_watchers_verdict_is_not_repeated_in_the_summary():
+    verdict = "gave up after 3 failed attempts: " + PY4J.replace(
+        "Py4JJavaError: ", "com.x.JsonEOFException: cut\nPy4JJavaError: ", 1)
+    assert error_summary(verdict) == "com.x.JsonEOFException: cut"
+
+
 def test_a_killed_stream_is_described_by_its_signal_and_last_log_line():
     error, summary = _death_notice(-9, "INFO batch=3 rows=100\nINFO batch=4 rows=100\n\n")
     assert summary == ("the stream process died (killed by SIGKILL); "
