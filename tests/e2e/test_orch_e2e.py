@@ -87,9 +87,18 @@ def runs_of(instance: DagsterInstance, pipeline_id: int) -> list:
 
 
 def failure_text(instance: DagsterInstance, run_id: str) -> str:
+    """What Dagster shows for a failed run: failure messages and the step's error."""
     events = instance.all_logs(run_id, of_type={DagsterEventType.STEP_FAILURE,
                                                 DagsterEventType.RUN_FAILURE})
-    return "\n".join(e.dagster_event.message or "" for e in events if e.dagster_event)
+    texts = []
+    for entry in events:
+        event = entry.dagster_event
+        if event is None:
+            continue
+        texts.append(event.message or "")
+        if event.is_step_failure and event.step_failure_data.error:
+            texts.append(event.step_failure_data.error.message)
+    return "\n".join(texts)
 
 
 def create_pipeline(client, admin: dict, name: str, status: str = "active") -> int:
