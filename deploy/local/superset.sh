@@ -226,8 +226,8 @@ status_superset() { status_line superset "$SUPERSET_PORT" "$SUPERSET_MARKER"; }
 
 # databases, datasets, charts and dashboards through the REST API (deploy/superset/provision.py)
 provision_superset() {
-  "$SUPERSET_PY" "$ROOT/deploy/superset/provision.py" --url "http://$HOST:$SUPERSET_PORT" \
-    || die "superset provisioning failed"
+  [[ -x "$SUPERSET_PY" ]] || die "no $SUPERSET_PY: run bash deploy/local/superset.sh install"
+  "$SUPERSET_PY" "$ROOT/deploy/superset/provision.py" --url "http://$HOST:$SUPERSET_PORT"
 }
 
 if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then

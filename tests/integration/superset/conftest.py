@@ -65,7 +65,8 @@ class Server:
 
 
 @pytest.fixture(scope="session")
-def superset_server() -> Iterator[Server]:
+def superset_server(catalog_db: None) -> Iterator[Server]:
+    """Started after the catalog database exists: the read-only role is granted on it."""
     started = not port_open(PORT)
     if started:
         run_script("start")
