@@ -141,7 +141,7 @@ def test_sql_lab_counts_a_bronze_table(provisioned: Provisioned) -> None:
     res = api.post("/api/v1/sqllab/execute/", {
         "database_id": db, "sql": f"select count(*) as n from {table.qualified}",
         "client_id": uuid.uuid4().hex[:10], "runAsync": False, "schema": None,
-        "tab": "it", "queryLimit": 1000, "json": True, "expand_data": True,
+        "tab": "it", "queryLimit": 1000, "expand_data": True,
         "select_as_cta": False, "ctas_method": "TABLE", "templateParams": "{}"})
     assert res["status"] == "success", res
     sql = Sql(connect())
