@@ -1,0 +1,59 @@
+"""Drill (long form only): SIGKILL the streaming process at random points, >= 10 times.
+
+``make test`` already kills the job 3 times (tests/integration/streaming/test_stream_crash.py);
+this long form kills it ``SENTINEL_DRILL_KILLS`` times (default 10) while more events keep
+arriving between kills, at random moments: during start-up, inside a batch (before, during or
+after its sink writes) and between batches. After the last restart catches up, every sink
+holds each record exactly once.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+
+import pytest
+
+from streaming.producer import generate_events
+
+pytestmark = [pytest.mark.reliability_long, pytest.mark.timeout(5400)]
+
+KILLS = int(os.environ.get("SENTINEL_DRILL_KILLS", "10"))  # >= 10 in make test-reliability
+
+
+def test_sigkill_at_random_points(make_pipeline, job_factory, spark_reader, kit, tmp_path,
+                                  report):
+    warehouse = str(tmp_path / "warehouse")
+    tp = make_pipeline(kit.base_rules()[:6])
+    checkpoint = kit.local_checkpoint(tmp_path / "warehouse" / "_checkpoints" /
+                                      f"pipeline_{tp.id}")
+    job = job_factory(tp.id, {"SENTINEL_WAREHOUSE": warehouse})
+    rng = random.Random(tp.id * 7919)
+    log = job.log_path
+    waves = [generate_events(kit.SCHEMA, 150, 100 + k, anomaly_share=0.3,
+                             malformed_share=0.05, id_prefix=tp.topic) for k in range(KILLS)]
+    points: list[str] = []
+    for kill in range(KILLS):
+        tp.produce(waves[kill])
+        job.start(max_offsets=60)
+        where = rng.choice(("startup", "first batch", "later batch"))
+        points.append(where)
+        if where == "startup":
+            time.sleep(rng.uniform(1.0, 15.0))
+        else:
+            marker = "loaded" if where == "first batch" else " batch="
+            kit.wait_for(lambda m=marker: m in log.read_text().split("===== start")[-1], 900,
+                         f"run {kill + 1} processing", job)
+            time.sleep(rng.uniform(0.0, 5.0))
+        before = kit.committed_offsets(checkpoint)
+        job.kill()
+        print(f"kill {kill + 1}/{KILLS} at {where}: {before} offsets committed")
+    total = sum(len(w) for w in waves)
+    assert kit.committed_offsets(checkpoint) < total, "killed too late to prove anything"
+    job.start(max_offsets=400)
+    recovery = kit.wait_for(lambda: kit.committed_offsets(checkpoint) == total, 1200,
+                            "final catch-up", job)
+    report(kills=KILLS, points=points, records=total, final_catch_up_seconds=round(recovery, 1))
+    kit.check_sinks(spark_reader, tp, warehouse, kit.expected_alerts(tp))
+    assert len(tp.runs()) == KILLS + 1
