@@ -17,7 +17,7 @@ import pytest
 from orchestration.delta_log import DeltaLogTruncated, table_stats
 from tests.integration.orchestration.conftest import s3_client
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(1200)]
 
 VARIANTS = {
     # a multi-part checkpoint whose file stats are only in ``stats_parsed`` (no JSON stats)
