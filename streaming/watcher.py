@@ -39,6 +39,8 @@ def kafka_lag(last_progress: dict | None) -> int | None:
             return None
         latest = json.loads(latest) if isinstance(latest, str) else latest
         end = json.loads(end) if isinstance(end, str) else end
+        if not isinstance(latest, dict) or not isinstance(end, dict):
+            return None  # "null" offsets: the source has not reported yet
         for topic, parts in latest.items():
             for part, offset in parts.items():
                 lag += max(0, int(offset) - int(end.get(topic, {}).get(part, 0)))

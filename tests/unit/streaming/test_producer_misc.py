@@ -81,6 +81,8 @@ def test_kafka_lag_from_progress():
     }]}
     assert kafka_lag(progress) == 5
     assert kafka_lag(None) is None
+    # An idle source reports the JSON text "null" for its offsets: unknown, not a crash.
+    assert kafka_lag({"sources": [{"endOffset": "null", "latestOffset": "null"}]}) is None
 
 
 def test_spark_conf_s3a_and_defaults(tmp_path):
