@@ -48,6 +48,9 @@ def spark_conf(
         # Micro-batch tables are small per commit: Delta's default 50 snapshot partitions
         # make every commit's state reconstruction run 50 tiny tasks.
         "spark.databricks.delta.snapshotPartitions": "2",
+        # VACUUM lists the table with this many tasks (default 10,000): minutes for a small
+        # table on a few cores, while it holds the writer lease the stream waits for.
+        "spark.sql.sources.parallelPartitionDiscovery.parallelism": str(shuffle_partitions),
     }
     jar_list = spark_jars(settings) if jars else []
     if jar_list:
