@@ -55,6 +55,18 @@ def catalog_fingerprint() -> str:
     return digest.hexdigest()
 
 
+@pytest.fixture(autouse=True)
+def keep_other_keys(catalog_db):
+    """An admin's fuzzed DELETE /api/keys/{id} may revoke any key, including the ones the rest
+    of the session's tests use: those that were active before a test are active again after."""
+    with get_engine().connect() as conn:
+        active = [r.id for r in conn.execute(text("select id from api_keys where is_active"))]
+    yield
+    with get_engine().begin() as conn:
+        conn.execute(text("update api_keys set is_active = true where id = any(:ids)"),
+                     {"ids": active})
+
+
 @pytest.fixture
 def fresh_key(catalog_db):
     """A key of its own for each fuzzed caller: another caller's revocations cannot hit it."""
