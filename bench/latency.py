@@ -57,6 +57,44 @@ def produce(producer: KafkaProducer, topic: str, rate: float, seconds: float, ta
     return sent
 
 
+def start_stream(pipeline_id: int, workdir: Path, trigger: float) -> subprocess.Popen:
+    """``streaming.job`` for the pipeline, warehouse and log under ``workdir``."""
+    env = {**os.environ, "SENTINEL_WAREHOUSE": str(workdir / "warehouse")}
+    with (workdir / "job.log").open("wb") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "streaming.job", "--pipeline-id", str(pipeline_id),
+             "--trigger-seconds", str(trigger)],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def stop_stream(job: subprocess.Popen) -> None:
+    os.killpg(job.pid, signal.SIGTERM)
+    try:
+        job.wait(120)
+    except subprocess.TimeoutExpired:
+        os.killpg(job.pid, signal.SIGKILL)
+
+
+def start_watcher(pipeline_id: int, out_file: Path) -> subprocess.Popen:
+    """``bench/alert_watcher.py`` in its own process, once it is watching."""
+    watcher = subprocess.Popen(
+        [sys.executable, str(ROOT / "bench" / "alert_watcher.py"), "--pipeline-id",
+         str(pipeline_id), "--out", str(out_file)],
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE, text=True)
+    assert watcher.stdout is not None and watcher.stdout.readline().strip() == "watching"
+    return watcher
+
+
+def print_table(results: list[dict]) -> None:
+    """Per rate and sink: alerts seen and the latency percentiles."""
+    print(f"\n{'rate/s':>8} {'sink':<9} {'alerts':>7} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}")
+    for res in results:
+        for sink in ("redis", "postgres"):
+            r = res[sink]
+            print(f"{res['rate']:8.0f} {sink:<9} {r['alerts']:7d} {r['p50']:8.0f} "
+                  f"{r['p95']:8.0f} {r['p99']:8.0f}")
+
+
 def wait_rows(pipeline_id: int, rows: int, job: subprocess.Popen, timeout: float) -> None:
     """Until the stream has read ``rows`` events (its stream_runs row says so)."""
     deadline = time.monotonic() + timeout
@@ -82,23 +120,14 @@ def run(rates: list[float], seconds: float, trigger: float, settle: float) -> li
     create_topic(topic, partitions=2)
     pid = make_pipeline(topic, SCHEMA, [RULE], key_field="transaction_id")
     workdir = Path(tempfile.mkdtemp(prefix="sentinel-bench-latency-"))
-    env = {**os.environ, "SENTINEL_WAREHOUSE": str(workdir / "warehouse")}
-    job_log = (workdir / "job.log").open("wb")
-    job = subprocess.Popen(
-        [sys.executable, "-m", "streaming.job", "--pipeline-id", str(pid),
-         "--trigger-seconds", str(trigger)],
-        cwd=ROOT, env=env, stdout=job_log, stderr=subprocess.STDOUT, start_new_session=True)
+    job = start_stream(pid, workdir, trigger)
     out_file = workdir / "seen.json"
-    watcher = subprocess.Popen(
-        [sys.executable, str(ROOT / "bench" / "alert_watcher.py"), "--pipeline-id", str(pid),
-         "--out", str(out_file)], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
-        stdout=subprocess.PIPE, text=True)
-    assert watcher.stdout is not None and watcher.stdout.readline().strip() == "watching"
+    watcher = start_watcher(pid, out_file)
     producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, linger_ms=5)
     rng = random.Random(1)
     results: list[dict] = []
     try:
-        print(f"latency: pipeline {pid}, job log {workdir / 'job.log'}; warming up", flush=True)
+        print(f"latency: pipeline {pid}, logs in {workdir}; warming up", flush=True)
         # JVM start, first batches, table creation: measured from when the warm-up is through.
         warm = produce(producer, topic, 50, 10, "warm", rng)
         wait_rows(pid, warm, job, timeout=600)
@@ -115,12 +144,7 @@ def run(rates: list[float], seconds: float, trigger: float, settle: float) -> li
         producer.close()
         watcher.send_signal(signal.SIGTERM)
         watcher.wait(60)
-        os.killpg(job.pid, signal.SIGTERM)
-        try:
-            job.wait(60)
-        except subprocess.TimeoutExpired:
-            os.killpg(job.pid, signal.SIGKILL)
-        job_log.close()
+        stop_stream(job)
         drop_pipelines([pid])
     seen = json.loads(out_file.read_text())
     for res in results:
@@ -144,12 +168,7 @@ def main() -> int:
     args = ap.parse_args()
     rates = [args.sustainable * s for s in args.shares]
     results = run(rates, args.seconds, args.trigger_seconds, args.settle)
-    print(f"\n{'rate/s':>8} {'sink':<9} {'alerts':>7} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}")
-    for res in results:
-        for sink in ("redis", "postgres"):
-            r = res[sink]
-            print(f"{res['rate']:8.0f} {sink:<9} {r['alerts']:7d} {r['p50']:8.0f} "
-                  f"{r['p95']:8.0f} {r['p99']:8.0f}")
+    print_table(results)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
     return 0

@@ -18,6 +18,7 @@ import tempfile
 from pathlib import Path
 
 from bench.common import ROOT, machine, save
+from bench.latency import print_table
 
 
 def module(name: str, *args: str) -> list[dict]:
@@ -52,12 +53,7 @@ def main() -> int:
         s = seed.get(k)
         ratio = f"{eps / s:9.1f}x" if s else f"{'-':>10}"
         print(f"{k:>6} {eps:12,.0f} {s or 0:10,.0f} {ratio} {eps / floor:9.2f}x")
-    print(f"\n{'rate/s':>8} {'sink':<9} {'alerts':>7} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}")
-    for res in latency:
-        for sink in ("redis", "postgres"):
-            r = res[sink]
-            print(f"{res['rate']:8.0f} {sink:<9} {r['alerts']:7d} {r['p50']:8.0f} "
-                  f"{r['p95']:8.0f} {r['p99']:8.0f}")
+    print_table(latency)
     print(f"\n{'API operation':<28} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
     for r in api:
         print(f"{r['op']:<28} {r['rps']:8.0f} {r['p50']:8.1f} {r['p99']:8.1f} {r['errors']:7d}")

@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,7 +32,16 @@ from bench.common import (
     save,
     tree_rss_mib,
 )
-from bench.latency import RULE, SCHEMA, produce, sent_ms, wait_rows
+from bench.latency import (
+    RULE,
+    SCHEMA,
+    produce,
+    sent_ms,
+    start_stream,
+    start_watcher,
+    stop_stream,
+    wait_rows,
+)
 from catalog.db import get_engine
 from catalog.settings import get_settings
 from catalog.tables import stream_runs
@@ -64,17 +71,9 @@ def main() -> int:
     pid = make_pipeline(topic, SCHEMA, [RULE], key_field="transaction_id")
     workdir = Path(tempfile.mkdtemp(prefix="sentinel-soak-"))
     warehouse = workdir / "warehouse"
-    env = {**os.environ, "SENTINEL_WAREHOUSE": str(warehouse)}
-    job = subprocess.Popen(
-        [sys.executable, "-m", "streaming.job", "--pipeline-id", str(pid), "--trigger-seconds",
-         str(args.trigger_seconds)], cwd=ROOT, env=env,
-        stdout=(workdir / "job.log").open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
+    job = start_stream(pid, workdir, args.trigger_seconds)
     seen_file = workdir / "seen.json"
-    watcher = subprocess.Popen(
-        [sys.executable, str(ROOT / "bench" / "alert_watcher.py"), "--pipeline-id", str(pid),
-         "--out", str(seen_file)], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
-        stdout=subprocess.PIPE, text=True)
-    assert watcher.stdout is not None and watcher.stdout.readline().strip() == "watching"
+    watcher = start_watcher(pid, seen_file)
     producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, linger_ms=5)
     rng = random.Random(7)
     windows: list[dict] = []
@@ -100,8 +99,7 @@ def main() -> int:
         producer.close()
         watcher.send_signal(signal.SIGTERM)
         watcher.wait(60)
-        os.killpg(job.pid, signal.SIGTERM)
-        job.wait(120)
+        stop_stream(job)
         drop_pipelines([pid])
     seen = json.loads(seen_file.read_text())
     for w in windows:
