@@ -6,7 +6,7 @@ import json
 import os
 import platform
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -113,4 +113,49 @@ def tree_rss_mib(root_pid: int) -> dict[str, float]:
                     if line.startswith("VmRSS:")), 0)
         key = f"{names.get(pid, '?')}"
         out[key] = round(out.get(key, 0.0) + rss / 1024, 1)
+    return out
+
+
+def files_by_partition(actions: Iterable[dict[str, Any]], column: str) -> dict[str, dict[str, int]]:
+    """Live data files and bytes per value of a partition column, from Delta log actions.
+
+    ``actions`` are the log's JSON actions in commit order: an ``add`` makes a file live, a
+    ``remove`` retires it (what a query reads after compaction). Files without the column get
+    the key ``"?"``.
+    """
+    live: dict[str, tuple[str, int]] = {}
+    for action in actions:
+        if "add" in action:
+            add = action["add"]
+            value = (add.get("partitionValues") or {}).get(column)
+            live[add["path"]] = ("?" if value is None else str(value), int(add.get("size") or 0))
+        elif "remove" in action:
+            live.pop(action["remove"]["path"], None)
+    out: dict[str, dict[str, int]] = {}
+    for value, size in live.values():
+        slot = out.setdefault(value, {"files": 0, "bytes": 0})
+        slot["files"] += 1
+        slot["bytes"] += size
+    return dict(sorted(out.items()))
+
+
+def delta_log_actions(table_path: str) -> list[dict[str, Any]]:
+    """Every action of a local Delta table's JSON commits, version 0 onwards (fresh tables only:
+    it fails rather than guess when log cleanup has removed early commits)."""
+    log_dir = Path(table_path.removeprefix("file:")) / "_delta_log"
+    commits = sorted(log_dir.glob("[0-9]" * 20 + ".json"))
+    versions = [int(p.stem) for p in commits]
+    if versions != list(range(len(versions))):
+        raise RuntimeError(f"{table_path}: the log does not start at version 0 or has gaps")
+    return [json.loads(line) for p in commits for line in p.read_text().splitlines()
+            if line.strip()]
+
+
+def disk_files_by_partition(table_path: str, column: str) -> dict[str, dict[str, int]]:
+    """Parquet files and bytes on disk per ``<column>=<value>`` directory (live or not)."""
+    out: dict[str, dict[str, int]] = {}
+    for part in sorted(Path(table_path).glob(f"{column}=*")):
+        files = list(part.glob("*.parquet"))
+        out[part.name.split("=", 1)[1]] = {"files": len(files),
+                                           "bytes": sum(f.stat().st_size for f in files)}
     return out
