@@ -1,6 +1,9 @@
+{{ config(materialized='incremental', incremental_strategy='insert_overwrite',
+          partition_by=['alert_date']) }}
 with alerts as (
 
     select * from {{ ref('stg_alerts') }}
+    where {{ day_window('event_date') }}
 
 ),
 

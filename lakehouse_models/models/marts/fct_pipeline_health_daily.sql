@@ -1,18 +1,23 @@
+{{ config(materialized='incremental', incremental_strategy='insert_overwrite',
+          partition_by=['activity_date']) }}
 with events as (
 
     select * from {{ ref('stg_events') }}
+    where {{ day_window('event_date') }}
 
 ),
 
 alerts as (
 
     select * from {{ ref('stg_alerts') }}
+    where {{ day_window('event_date') }}
 
 ),
 
 quarantine as (
 
     select * from {{ ref('stg_quarantine') }}
+    where {{ day_window('quarantine_date') }}
 
 ),
 

@@ -1,6 +1,9 @@
+{{ config(materialized='incremental', incremental_strategy='insert_overwrite',
+          partition_by=['quarantine_date']) }}
 with quarantine as (
 
     select * from {{ ref('stg_quarantine') }}
+    where {{ day_window('quarantine_date') }}
 
 ),
 

@@ -1,12 +1,22 @@
+{{ config(materialized='incremental', incremental_strategy='insert_overwrite',
+          partition_by=['event_date']) }}
 with events as (
 
     select * from {{ ref('stg_events') }}
+    where {{ day_window('event_date') }}
+
+),
+
+all_alerts as (
+
+    select * from {{ ref('stg_alerts') }}
 
 ),
 
 alerts as (
 
-    select * from {{ ref('stg_alerts') }}
+    select * from all_alerts
+    where {{ day_window('event_date') }}
 
 ),
 
@@ -27,7 +37,8 @@ rules_per_event as (
         pipeline_id,
         event_id,
         count(distinct rule_id) as rules_matched
-    from alerts
+    from all_alerts
+    where event_id in (select event_id from alerts)
     group by pipeline_id, event_id
 
 ),
