@@ -208,6 +208,11 @@ def run_request_for_days(first: date, last: date, *, run_key: str | None,
 NEAR_MIDNIGHT = timedelta(hours=1)
 
 
+def utc_now() -> datetime:
+    """The sensor's clock (a function, so that tests can fix it)."""
+    return datetime.now(UTC)
+
+
 def recent_days(now: datetime) -> set[date]:
     """Today (UTC), and yesterday while ``now`` is within ``NEAR_MIDNIGHT`` of its end (events
     of its last minutes may still be arriving or unbuilt)."""
@@ -412,7 +417,7 @@ def lakehouse_models_on_lake_change(context: SensorEvaluationContext, catalog: C
             since = None
         days = touched_days(path, since, latest, s3)
         touched = None if days is None or touched is None else touched | days
-    first, last = days_to_build(touched, datetime.now(UTC))
+    first, last = days_to_build(touched, utc_now())
     context.update_cursor(json.dumps(versions, sort_keys=True))
     state = hashlib.sha256(json.dumps(versions, sort_keys=True).encode()).hexdigest()[:16]
     return run_request_for_days(first, last, run_key=f"lake-{state}", tags={
