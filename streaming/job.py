@@ -51,7 +51,9 @@ def run(pipeline_id: int, *, trigger_seconds: float | None = None,
     if pipeline.status != "active":
         log.info("pipeline %s is %s: nothing to run", pipeline_id, pipeline.status)
         return 0
-    trigger = trigger_seconds or settings.trigger_interval_seconds
+    # 0 is a valid trigger (the next micro-batch starts as soon as one ends), not "unset".
+    trigger = (settings.trigger_interval_seconds if trigger_seconds is None
+               else trigger_seconds)
     spark = build_session(f"sentinel-{pipeline.slug}")
     paths = Paths(settings.warehouse_root, pipeline.slug)
     run_id = progress.start_run(pipeline.id, pipeline.schema_version,
@@ -72,7 +74,7 @@ def _run(spark, pipeline, paths: Paths, run_id: int, trigger: float, max_offsets
     ctx = BatchContext(pipeline, paths, query_id="", rules=RuleCache(pipeline.id),
                        redis=redis_sink, run_id=run_id)
     _ensure_tables(spark, ctx)
-    control = StopController(pipeline, trigger, run_id)
+    control = StopController(pipeline, max(trigger, 1.0), run_id)  # polls at most 1/s
 
     def on_batch(df, batch_id: int) -> None:
         with control.batch():

@@ -72,6 +72,25 @@ def analyse(df: DataFrame, rule: Rule) -> str | None:
     return None
 
 
+def analyse_all(df: DataFrame, candidates: list[Rule]) -> dict[Rule, str]:
+    """The rules that are not valid boolean expressions on ``df``, with their errors.
+
+    One analysis of all rules together (a single JVM round trip; the common case after a
+    reload is that every rule is valid); only when that fails is each rule analysed alone,
+    so one bad rule costs its own error, never the others'.
+    """
+    if not candidates:
+        return {}
+    try:
+        schema = df.limit(0).selectExpr(
+            *[f"({r.expression}) AS m{i}" for i, r in enumerate(candidates)]).schema
+    except Exception:  # at least one rule is invalid: find which, one by one
+        schema = None
+    if schema is not None and all(isinstance(f.dataType, BooleanType) for f in schema.fields):
+        return {}
+    return {rule: err for rule in candidates if (err := analyse(df, rule))}
+
+
 def record_states(ok: list[Rule], errors: dict[Rule, str]) -> None:
     """Write analysis results back to the catalog (only rows whose state changes)."""
     with get_engine().begin() as conn:
@@ -137,9 +156,9 @@ class RuleCache:
         errors = {
             rule: err
             for rule in self.rules
-            if (err := self._failed_at_run_time.get((rule.id, rule.version))
-                or analyse(events, rule))
+            if (err := self._failed_at_run_time.get((rule.id, rule.version)))
         }
+        errors.update(analyse_all(events, [r for r in self.rules if r not in errors]))
         self.runnable = [r for r in self.rules if r not in errors]
         self.errors = {r.id: msg for r, msg in errors.items()}
         for rule, msg in errors.items():

@@ -9,7 +9,7 @@ from pyspark.sql import functions as F
 
 from streaming.alerts import alert_id, to_alerts
 from streaming.parse import parse_kafka, valid_events
-from streaming.rules import Rule, analyse, evaluate
+from streaming.rules import Rule, analyse, analyse_all, evaluate
 from streaming.schema import fields_of
 
 pytestmark = pytest.mark.unit
@@ -90,6 +90,16 @@ def test_analysis_rejects_bad_rules(events, expression, fragment):
 def test_analysis_accepts_good_rules(events):
     for rule, _ in RULES:
         assert analyse(events, rule) is None
+
+
+def test_joint_analysis_names_exactly_the_bad_rules(events):
+    good = [r for r, _ in RULES]
+    bad = [Rule(90, "amount >", "info", None, None, 1),
+           Rule(91, "amount + 1", "info", None, None, 1)]
+    assert analyse_all(events, good) == {}
+    errors = analyse_all(events, [good[0], bad[0], good[1], bad[1]])
+    assert set(errors) == set(bad)
+    assert errors[bad[1]] == analyse(events, bad[1])
 
 
 def test_alert_ids_match_python_and_rows(events):
