@@ -20,6 +20,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -85,6 +87,27 @@ def start_watcher(pipeline_id: int, out_file: Path) -> subprocess.Popen:
     return watcher
 
 
+@contextmanager
+def running_stream(pipeline_id: int, workdir: Path, trigger: float,
+                   seen_file: Path) -> Iterator[tuple[subprocess.Popen, KafkaProducer]]:
+    """The pipeline's stream, its alert watcher and a producer; all stopped on the way out."""
+    job = start_stream(pipeline_id, workdir, trigger)
+    watcher: subprocess.Popen | None = None
+    producer: KafkaProducer | None = None
+    try:
+        watcher = start_watcher(pipeline_id, seen_file)
+        producer = KafkaProducer(bootstrap_servers=get_settings().kafka_bootstrap_servers,
+                                 linger_ms=5)
+        yield job, producer
+    finally:
+        if producer is not None:
+            producer.close()
+        if watcher is not None:
+            watcher.send_signal(signal.SIGTERM)
+            watcher.wait(60)
+        stop_stream(job)
+
+
 def print_table(results: list[dict]) -> None:
     """Per rate and sink: alerts seen and the latency percentiles."""
     print(f"\n{'rate/s':>8} {'sink':<9} {'alerts':>7} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}")
@@ -115,36 +138,29 @@ def sent_ms(event_id: str) -> int:
 
 
 def run(rates: list[float], seconds: float, trigger: float, settle: float) -> list[dict]:
-    settings = get_settings()
     topic = f"bench-lat-{int(time.time())}"
     create_topic(topic, partitions=2)
     pid = make_pipeline(topic, SCHEMA, [RULE], key_field="transaction_id")
     workdir = Path(tempfile.mkdtemp(prefix="sentinel-bench-latency-"))
-    job = start_stream(pid, workdir, trigger)
     out_file = workdir / "seen.json"
-    watcher = start_watcher(pid, out_file)
-    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, linger_ms=5)
     rng = random.Random(1)
     results: list[dict] = []
     try:
-        print(f"latency: pipeline {pid}, logs in {workdir}; warming up", flush=True)
-        # JVM start, first batches, table creation: measured from when the warm-up is through.
-        warm = produce(producer, topic, 50, 10, "warm", rng)
-        wait_rows(pid, warm, job, timeout=600)
-        total = warm
-        for rate in rates:
-            tag = f"r{int(rate)}"
-            n = produce(producer, topic, rate, seconds, tag, rng)
-            total += n
-            wait_rows(pid, total, job, timeout=600)  # drained: the next rate starts clean
-            time.sleep(settle)  # the watcher's last poll
-            results.append({"rate": rate, "sent": n, "tag": tag})
-            print(f"  sent {n} events at {rate:.0f}/s", flush=True)
+        with running_stream(pid, workdir, trigger, out_file) as (job, producer):
+            print(f"latency: pipeline {pid}, logs in {workdir}; warming up", flush=True)
+            # JVM start, first batches, table creation: measured once the warm-up is through.
+            warm = produce(producer, topic, 50, 10, "warm", rng)
+            wait_rows(pid, warm, job, timeout=600)
+            total = warm
+            for rate in rates:
+                tag = f"r{int(rate)}"
+                n = produce(producer, topic, rate, seconds, tag, rng)
+                total += n
+                wait_rows(pid, total, job, timeout=600)  # drained: the next rate starts clean
+                time.sleep(settle)  # the watcher's last poll
+                results.append({"rate": rate, "sent": n, "tag": tag})
+                print(f"  sent {n} events at {rate:.0f}/s", flush=True)
     finally:
-        producer.close()
-        watcher.send_signal(signal.SIGTERM)
-        watcher.wait(60)
-        stop_stream(job)
         drop_pipelines([pid])
     seen = json.loads(out_file.read_text())
     for res in results:

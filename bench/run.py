@@ -35,9 +35,10 @@ def main() -> int:
     ap.add_argument("--full", action="store_true")
     args = ap.parse_args()
     info = machine()
-    events = "100000" if args.full else "50000"
     rules = ["1", "10", "50", "100", "500"] if args.full else ["1", "10", "50", "100"]
-    throughput = module("throughput", "--events", events, "--rules", *rules)
+    throughput = module("throughput", "--batch", "100000" if args.full else "50000",
+                        "--batches", "3" if args.full else "2", "--rules", *rules,
+                        "--skip-seed-above", "100" if args.full else "50")
     engine = {r["rules"]: r["events_per_s"] for r in throughput if r["variant"] == "engine"}
     seed = {r["rules"]: r["events_per_s"] for r in throughput if r["variant"] == "seed"}
     floor = next(r["events_per_s"] for r in throughput if r["variant"] == "floor")

@@ -14,13 +14,11 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import signal
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from kafka import KafkaProducer
 from sqlalchemy import select
 
 from bench.common import (
@@ -32,18 +30,8 @@ from bench.common import (
     save,
     tree_rss_mib,
 )
-from bench.latency import (
-    RULE,
-    SCHEMA,
-    produce,
-    sent_ms,
-    start_stream,
-    start_watcher,
-    stop_stream,
-    wait_rows,
-)
+from bench.latency import RULE, SCHEMA, produce, running_stream, sent_ms, wait_rows
 from catalog.db import get_engine
-from catalog.settings import get_settings
 from catalog.tables import stream_runs
 from orchestration.delta_log import table_stats
 
@@ -65,41 +53,35 @@ def main() -> int:
     ap.add_argument("--window", type=float, default=60, help="seconds per sample")
     ap.add_argument("--trigger-seconds", type=float, default=1)
     args = ap.parse_args()
-    settings = get_settings()
     topic = f"bench-soak-{int(time.time())}"
     create_topic(topic, partitions=2)
     pid = make_pipeline(topic, SCHEMA, [RULE], key_field="transaction_id")
     workdir = Path(tempfile.mkdtemp(prefix="sentinel-soak-"))
     warehouse = workdir / "warehouse"
-    job = start_stream(pid, workdir, args.trigger_seconds)
     seen_file = workdir / "seen.json"
-    watcher = start_watcher(pid, seen_file)
-    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, linger_ms=5)
     rng = random.Random(7)
     windows: list[dict] = []
     bronze = str(warehouse / "bronze" / f"pipeline_{pid}" / "events")
     print(f"soak: pipeline {pid}, {args.rate:.0f} events/s for {args.minutes} min, "
           f"logs in {workdir}", flush=True)
     try:
-        total = produce(producer, topic, 50, 10, "warm", rng)
-        wait_rows(pid, total, job, timeout=600)
-        for k in range(max(1, int(args.minutes * 60 / args.window))):
-            total += produce(producer, topic, args.rate, args.window, f"w{k}", rng)
-            stats = table_stats(bronze)
-            sample = {"window": k, "sent_total": total, "rss_mib": tree_rss_mib(job.pid),
-                      **progress(pid), "bronze_files": stats.files, "bronze_rows": stats.rows}
-            windows.append(sample)
-            print(f"  [{k:3d}] rss {sum(sample['rss_mib'].values()):7.0f} MiB  lag "
-                  f"{sample.get('lag')}  batch {sample.get('batch_ms')} ms  files "
-                  f"{stats.files}", flush=True)
-            if job.poll() is not None:
-                raise SystemExit(f"the streaming job exited with {job.returncode}")
-        wait_rows(pid, total, job, timeout=900)
+        with running_stream(pid, workdir, args.trigger_seconds, seen_file) as (job, producer):
+            total = produce(producer, topic, 50, 10, "warm", rng)
+            wait_rows(pid, total, job, timeout=600)
+            for k in range(max(1, int(args.minutes * 60 / args.window))):
+                total += produce(producer, topic, args.rate, args.window, f"w{k}", rng)
+                stats = table_stats(bronze)
+                sample = {"window": k, "sent_total": total, "rss_mib": tree_rss_mib(job.pid),
+                          **progress(pid), "bronze_files": stats.files,
+                          "bronze_rows": stats.rows}
+                windows.append(sample)
+                print(f"  [{k:3d}] rss {sum(sample['rss_mib'].values()):7.0f} MiB  lag "
+                      f"{sample.get('lag')}  batch {sample.get('batch_ms')} ms  files "
+                      f"{stats.files}", flush=True)
+                if job.poll() is not None:
+                    raise SystemExit(f"the streaming job exited with {job.returncode}")
+            wait_rows(pid, total, job, timeout=900)
     finally:
-        producer.close()
-        watcher.send_signal(signal.SIGTERM)
-        watcher.wait(60)
-        stop_stream(job)
         drop_pipelines([pid])
     seen = json.loads(seen_file.read_text())
     for w in windows:
