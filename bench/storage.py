@@ -168,6 +168,7 @@ def print_table(res: dict[str, Any]) -> None:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
+    info = machine()  # the load before the run, not after it
     topic = f"bench-storage-{int(time.time())}"
     create_topic(topic, partitions=2)
     pid = make_pipeline(topic, SCHEMA, [], key_field="transaction_id")
@@ -190,7 +191,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         drop_pipelines([pid])
         if not args.keep:
             shutil.rmtree(warehouse, ignore_errors=True)
-    return {"machine": machine(), "events": n, "days": args.days, "batches": args.batches,
+    return {"machine": info, "events": n, "days": args.days, "batches": args.batches,
             "batch_median_s": round(statistics.median(batch_secs), 2), "queries_sql": sql,
             "before": before, "after": after, "compaction": result.as_dict()}
 
