@@ -7,8 +7,9 @@ are written to a temporary warehouse by a local SparkSession with the default in
 catalog (the endpoint's Derby metastore can only be opened by the endpoint itself).
 
 ``streamed`` adds a pipeline fed through Kafka and the real streaming job into the same
-warehouse, and ``dagster_build`` runs ``dagster asset materialize`` of the dbt assets once over
-all of it (test_dbt_models.py and test_stream_to_marts.py share that build).
+warehouse, and ``dagster_build`` runs ``dagster asset materialize`` of the dbt assets (every
+day partition of the test data in one run) once over all of it (test_dbt_models.py and
+test_stream_to_marts.py share that build).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from tests.integration.lakehouse.lake_data import LakePipeline, payments, sensor
 ROOT = Path(__file__).resolve().parents[3]
 HOST = os.environ.get("SENTINEL_THRIFT_HOST", "127.0.0.1")
 PORT = int(os.environ.get("SENTINEL_THRIFT_PORT", "10000"))
+BUILD_FROM = "2026-01-01"  # first day partition dagster_build rebuilds
 
 
 def port_open(host: str, port: int) -> bool:
@@ -182,8 +184,9 @@ class DagsterBuild:
 def dagster_build(lake: Lake, streamed: Streamed,
                   tmp_path_factory: pytest.TempPathFactory) -> DagsterBuild:
     """``dagster asset materialize -m orchestration.definitions --select
-    group:lakehouse_models`` over the lake (known data + the streamed pipeline), in a private
-    DAGSTER_HOME; its run's events read back from that instance."""
+    group:lakehouse_models --partition-range <BUILD_FROM>...<today>`` over the lake (known data
+    + the streamed pipeline), in a private DAGSTER_HOME; its run's events read back from that
+    instance."""
     from dagster import DagsterEventType, DagsterInstance
 
     home = tmp_path_factory.mktemp("dagster-home")
@@ -191,9 +194,13 @@ def dagster_build(lake: Lake, streamed: Streamed,
            "SENTINEL_LAKEHOUSE_SCHEMA_PREFIX": lake.prefix,
            "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
     exe = Path(sys.executable).with_name("dagster")
+    # the day facts are partitioned by day: one single-run range over every day of the test
+    # data (streaming.producer's events from 2026-01-15, lake_data's from 2026-03-09, today's
+    # quarantine); the first build of a mart creates it with every day anyway
+    days = f"{BUILD_FROM}...{date.today().isoformat()}"
     proc = subprocess.run(
         [str(exe), "asset", "materialize", "-m", "orchestration.definitions",
-         "--select", "group:lakehouse_models"],
+         "--select", "group:lakehouse_models", "--partition-range", days],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=1700)
     output = proc.stdout[-4000:] + proc.stderr[-8000:]
     assert proc.returncode == 0, output
