@@ -1,6 +1,9 @@
 -- dim_entity_risk covers every bronze event that has a key, per pipeline.
 -- (One mart per singular test: dim_entity_risk is rebuilt in full, the day facts by day
 -- partition in another Dagster op, and a test over both would be an asset check of neither.)
+-- meta.dagster.ref: an asset check of dim_entity_risk in Dagster (a singular test is one only
+-- when it names its asset).
+{{ config(meta={'dagster': {'ref': {'name': 'dim_entity_risk'}}}) }}
 with keyed_events as (
 
     select pipeline_id, count(*) as total
