@@ -1,7 +1,6 @@
 -- fct_quarantine_reasons counts every quarantined record once, per pipeline.
 -- meta.dagster.ref: an asset check of fct_quarantine_reasons in Dagster (a singular test
--- is one only
--- when it names its asset).
+-- is one only when it names its asset).
 {{ config(meta={'dagster': {'ref': {'name': 'fct_quarantine_reasons'}}}) }}
 with quarantined as (
 
