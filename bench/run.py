@@ -16,12 +16,15 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from bench.common import ROOT, machine, save
+from bench.concurrency import print_table as print_concurrency
 from bench.latency import print_table
+from bench.storage import print_table as print_storage
 
 
-def module(name: str, *args: str) -> list[dict]:
+def module(name: str, *args: str) -> Any:
     """Runs ``python -m bench.<name>`` in its own process (own Spark JVM) and reads its JSON."""
     out = Path(tempfile.mkstemp(suffix=".json")[1])
     cmd = [sys.executable, "-m", f"bench.{name}", *args, "--json", str(out)]
@@ -46,6 +49,10 @@ def main() -> int:
     latency = module("latency", "--sustainable", str(sustainable),
                      "--seconds", "120" if args.full else "40")
     api = module("api_load", "--seconds", "30" if args.full else "10")
+    storage = module("storage", *(["--batches", "150"] if args.full else []))
+    # Ten stream processes take ~10 minutes to start on 2 cores: the long form only.
+    concurrency = module("concurrency", "--pipelines", "1", "3", *(["10"] if args.full else []),
+                         "--seconds", "60" if args.full else "30") if args.full else None
 
     print(f"\nmachine: {info}")
     print(f"\n{'rules':>6} {'engine ev/s':>12} {'seed ev/s':>10} {'ours/seed':>10} "
@@ -58,8 +65,12 @@ def main() -> int:
     print(f"\n{'API operation':<28} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
     for r in api:
         print(f"{r['op']:<28} {r['rps']:8.0f} {r['p50']:8.1f} {r['p99']:8.1f} {r['errors']:7d}")
+    print_storage(storage)
+    if concurrency is not None:
+        print_concurrency(concurrency["levels"])
     path = save("bench", {"machine": info, "full": args.full, "throughput": throughput,
-                          "latency": latency, "api": api})
+                          "latency": latency, "api": api, "storage": storage,
+                          "concurrency": concurrency})
     print(f"\nresults: {path.relative_to(ROOT)}")
     return 0
 
