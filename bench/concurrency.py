@@ -1,10 +1,13 @@
-"""Several pipelines streaming at once, one ``streaming.job`` process (own Spark JVM) each.
+"""Several pipelines streaming at once: one Spark application each, or all in one.
 
-    .venv/bin/python -m bench.concurrency --pipelines 1 3 10 --rate 50 --seconds 60 [--json F]
+    .venv/bin/python -m bench.concurrency --pipelines 1 3 10 --rate 50 --seconds 60 \
+        [--mode process|shared] [--json F]
 
-Per level N: N pipelines (one rule matching about half of the events, 2-partition topics) and
-N ``streaming.job`` processes as Dagster launches them (``--trigger-seconds``, default the
-platform's 2 s). After a warm-up (JVM start, table creation, first batches) one producer paces
+Per level N: N pipelines (one rule matching about half of the events, 2-partition topics) and,
+with ``--mode process`` (default), N ``streaming.job`` processes as Dagster launches them, each
+its own Spark JVM; with ``--mode shared``, ONE ``streaming.job`` with N ``--pipeline-id`` (N
+queries in one Spark application). ``--trigger-seconds`` defaults to the platform's 2 s.
+After a warm-up (JVM start, table creation, first batches) one producer paces
 ``--rate`` events/s into every topic for ``--seconds``; meanwhile every few seconds it samples
 the resident memory of each job's process tree (Python driver + JVM), the machine's used
 memory, the load average and each pipeline's progress (``stream_runs``). Then:
@@ -112,7 +115,7 @@ def wait_all(pids: Sequence[int], want: dict[int, int], jobs: Sequence[subproces
     """Seconds until every pipeline has read ``want[pid]`` events; fails if a job exits."""
     started = time.monotonic()
     while time.monotonic() - started < timeout:
-        dead = [j.args[4] for j in jobs if j.poll() is not None]
+        dead = [" ".join(j.args[3:-2]) for j in jobs if j.poll() is not None]
         if dead:
             raise RuntimeError(f"streaming job(s) of pipeline(s) {dead} exited")
         done = processed(pids)
@@ -174,21 +177,27 @@ def level(n: int, args: argparse.Namespace, rng: random.Random) -> dict[str, Any
     workdir = Path(tempfile.mkdtemp(prefix=f"sentinel-bench-conc{n}-"))
     producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, linger_ms=5)
     r = redis.Redis.from_url(settings.redis_dsn, decode_responses=True)
-    res: dict[str, Any] = {"pipelines": n, "rate_per_pipeline": args.rate, "ok": False,
+    res: dict[str, Any] = {"pipelines": n, "mode": args.mode, "jobs": 0,
+                           "rate_per_pipeline": args.rate, "ok": False,
                            "load1_before": round(os.getloadavg()[0], 2)}
     try:
         for topic in topics:
             create_topic(topic, partitions=2)
             pids.append(make_pipeline(topic, SCHEMA, [RULE], key_field="transaction_id"))
         started = time.monotonic()
-        for i, pid in enumerate(pids):
-            (workdir / f"p{i}").mkdir()
-            jobs.append(start_stream(pid, workdir / f"p{i}", args.trigger_seconds))
-        print(f"[{n}] pipelines {pids[0]}..{pids[-1]}, logs in {workdir}; warming up", flush=True)
+        if args.mode == "shared":
+            jobs.append(start_stream(pids, workdir, args.trigger_seconds))
+        else:
+            for i, pid in enumerate(pids):
+                (workdir / f"p{i}").mkdir()
+                jobs.append(start_stream(pid, workdir / f"p{i}", args.trigger_seconds))
+        print(f"[{n}] {args.mode}: pipelines {pids[0]}..{pids[-1]}, logs in {workdir}; "
+              "warming up", flush=True)
         warm = produce_paced(producer, topics, 20, 5, "warm", rng)
         want = dict.fromkeys(pids, warm)
         res["startup_s"] = round(time.monotonic() - started
                                  + wait_all(pids, want, jobs, args.timeout), 1)
+        res["jobs"] = len(jobs)
         print(f"[{n}] all streams through the warm-up after {res['startup_s']} s", flush=True)
 
         samples: list[dict[str, Any]] = []
@@ -271,7 +280,8 @@ def level(n: int, args: argparse.Namespace, rng: random.Random) -> dict[str, Any
 
 def print_table(results: list[dict[str, Any]]) -> None:
     """One row per level: throughput, lag, latency, memory, load."""
-    print(f"\n{'N':>3} {'start s':>7} {'offered/s':>9} {'done/s':>7} {'all/s':>6} {'lag':>6} "
+    print(f"\n{'N':>3} {'mode':>7} {'start s':>7} {'offered/s':>9} {'done/s':>7} {'all/s':>6} "
+          f"{'lag':>6} "
           f"{'catchup s':>9} {'p50 ms':>7} {'p95 ms':>7} {'worst p95':>9} {'MiB/job':>7} "
           f"{'MiB jobs':>8} {'used MiB':>8} {'load1':>6} {'cpu %':>5} {'drain ev/s':>10}")
     for r in results:
@@ -280,7 +290,8 @@ def print_table(results: list[dict[str, Any]]) -> None:
             continue
         lat = r["latency_ms"]
         drain = r.get("drain", {}).get("eps", 0)
-        print(f"{r['pipelines']:>3} {r['startup_s']:7.0f} {r['offered_eps']:9.0f} "
+        print(f"{r['pipelines']:>3} {r.get('mode', 'process'):>7} {r['startup_s']:7.0f} "
+              f"{r['offered_eps']:9.0f} "
               f"{r['processed_eps']:7.0f} {r['sustained_eps']:6.0f} {r['lag_at_end']:6d} "
               f"{r['catch_up_s']:9.1f} {lat['p50']:7.0f} {lat['p95']:7.0f} "
               f"{r['worst_pipeline_p95_ms']:9.0f} {r['rss_mib_per_job_max']:7d} "
@@ -294,6 +305,8 @@ def main() -> int:
     ap.add_argument("--rate", type=float, default=50, help="events/s per pipeline")
     ap.add_argument("--seconds", type=float, default=60, help="measured window")
     ap.add_argument("--backlog", type=int, default=5000, help="drain test, events per pipeline")
+    ap.add_argument("--mode", choices=("process", "shared"), default="process",
+                    help="one Spark application per pipeline, or one for all")
     ap.add_argument("--trigger-seconds", type=float, default=2.0)
     ap.add_argument("--timeout", type=float, default=600, help="per wait (startup, drain)")
     ap.add_argument("--keep", action="store_true", help="keep warehouses and job logs")

@@ -20,7 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -59,12 +59,16 @@ def produce(producer: KafkaProducer, topic: str, rate: float, seconds: float, ta
     return sent
 
 
-def start_stream(pipeline_id: int, workdir: Path, trigger: float) -> subprocess.Popen:
-    """``streaming.job`` for the pipeline, warehouse and log under ``workdir``."""
+def start_stream(pipeline_id: int | Sequence[int], workdir: Path,
+                 trigger: float) -> subprocess.Popen:
+    """``streaming.job`` for the pipeline(s) (several: one Spark application), warehouse and log
+    under ``workdir``."""
     env = {**os.environ, "SENTINEL_WAREHOUSE": str(workdir / "warehouse")}
+    ids = [pipeline_id] if isinstance(pipeline_id, int) else list(pipeline_id)
     with (workdir / "job.log").open("wb") as log:
         return subprocess.Popen(
-            [sys.executable, "-m", "streaming.job", "--pipeline-id", str(pipeline_id),
+            [sys.executable, "-m", "streaming.job",
+             *(a for pid in ids for a in ("--pipeline-id", str(pid))),
              "--trigger-seconds", str(trigger)],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 

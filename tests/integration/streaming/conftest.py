@@ -187,15 +187,19 @@ def _clear_redis(pipeline_id: int) -> None:
 
 
 class JobProcess:
-    """``python -m streaming.job`` in its own process group (so SIGKILL takes the JVM too)."""
+    """``python -m streaming.job`` in its own process group (so SIGKILL takes the JVM too);
+    several pipeline ids run as several queries in that one job."""
 
-    def __init__(self, pipeline_id: int, env: dict[str, str], log_path: Path) -> None:
-        self.pipeline_id, self.env, self.log_path = pipeline_id, env, log_path
+    def __init__(self, pipeline_id: int | list[int], env: dict[str, str],
+                 log_path: Path) -> None:
+        self.pipeline_ids = [pipeline_id] if isinstance(pipeline_id, int) else list(pipeline_id)
+        self.pipeline_id, self.env, self.log_path = self.pipeline_ids[0], env, log_path
         self.proc: subprocess.Popen | None = None
         self.starts = 0
 
     def start(self, max_offsets: int | None = None) -> None:
-        args = [sys.executable, "-m", "streaming.job", "--pipeline-id", str(self.pipeline_id),
+        args = [sys.executable, "-m", "streaming.job",
+                *(a for pid in self.pipeline_ids for a in ("--pipeline-id", str(pid))),
                 "--trigger-seconds", str(TRIGGER)]
         if max_offsets:
             args += ["--max-offsets", str(max_offsets)]
@@ -235,10 +239,11 @@ class JobProcess:
 def job_factory(tmp_path: Path) -> Iterator[Callable[..., JobProcess]]:
     jobs: list[JobProcess] = []
 
-    def make(pipeline_id: int, extra_env: dict[str, str]) -> JobProcess:
+    def make(pipeline_id: int | list[int], extra_env: dict[str, str]) -> JobProcess:
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "JAVA_TOOL_OPTIONS": TEST_JAVA_OPTIONS,
                "SENTINEL_REDIS_URL": REDIS_URL, **extra_env}
-        job = JobProcess(pipeline_id, env, tmp_path / f"job-{pipeline_id}.log")
+        ids = [pipeline_id] if isinstance(pipeline_id, int) else pipeline_id
+        job = JobProcess(pipeline_id, env, tmp_path / f"job-{'-'.join(map(str, ids))}.log")
         jobs.append(job)
         return job
 
