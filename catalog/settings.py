@@ -64,6 +64,13 @@ class Settings(BaseSettings):
     stream_backoff_seconds: float = 30
     stream_backoff_max_seconds: float = 600
     stream_heartbeat_seconds: float = 60
+    stream_shared_app: bool = Field(
+        default=False, description="run every pipeline's query in one shared Spark application "
+        "(python -m streaming.host) instead of one streaming.job process per pipeline")
+    stream_host_port: int = Field(default=8791, description="the stream host's local JSON API")
+    stream_host_idle_seconds: float = Field(
+        default=60, ge=0, description="the stream host exits after this long without a query")
+    stream_host_start_timeout_seconds: float = 300
     watcher_interval_seconds: int = Field(
         default=15, ge=1, description="pipeline_watcher's minimum interval between ticks"
     )

@@ -1,9 +1,11 @@
 """Job ``stream_pipeline``: one pipeline's streaming query, run and watched by Dagster (§7).
 
-The op starts ``python -m streaming.job`` as a child, turns each new micro-batch recorded in
-``stream_runs`` into a log line and an observation of the pipeline's ``bronze_events``
-partition, and on termination (UI, API pause, the watcher) asks the child to stop after its
-current batch. A child exiting non-zero fails the run with the stream's own last error.
+The op starts ``python -m streaming.job`` as a child (or, with ``SENTINEL_STREAM_SHARED_APP``,
+has the shared stream host run the query: one Spark application for all pipelines), turns
+each new micro-batch recorded in ``stream_runs`` into a log line and an observation of the
+pipeline's ``bronze_events`` partition, and on termination (UI, API pause, the watcher) asks
+the stream to stop after its current batch. A stream ending non-zero fails the run with its
+own last error.
 """
 
 
@@ -25,7 +27,7 @@ from dagster import (
 from orchestration import catalog_queries as q
 from orchestration.reconcile import error_summary
 from orchestration.resources import CatalogResource
-from orchestration.stream_process import StreamProcess
+from orchestration.stream_process import HostedStream, StreamProcess, stream_for
 
 PIPELINE_TAG = "sentinel/pipeline_id"
 SCHEMA_TAG = "sentinel/schema_version"
@@ -55,7 +57,8 @@ def _observe(context: OpExecutionContext, pipeline_id: int, row: dict) -> None:
     ))
 
 
-def _follow(context: OpExecutionContext, child: StreamProcess, catalog: CatalogResource,
+def _follow(context: OpExecutionContext, child: StreamProcess | HostedStream,
+            catalog: CatalogResource,
             config: StreamConfig) -> int:
     """Poll the child and its ``stream_runs`` row until the child exits; returns its code."""
     seen: tuple = ()
@@ -84,10 +87,12 @@ def _death_notice(rc: int, tail: str) -> tuple[str, str]:
     tags={KIND_TAG: "stream"})
 def run_stream(context: OpExecutionContext, config: StreamConfig,
                catalog: CatalogResource) -> None:
-    child = StreamProcess(config.pipeline_id, context.run_id, config.trigger_seconds)
+    child = stream_for(config.pipeline_id, context.run_id, config.trigger_seconds)
     pid = child.start()
-    context.log.info("started streaming.job for pipeline %s (pid %s), log %s",
-                     config.pipeline_id, pid, child.log)
+    where = ("in the shared stream host" if isinstance(child, HostedStream)
+             else "as streaming.job")
+    context.log.info("started pipeline %s %s (pid %s), log %s", config.pipeline_id, where,
+                     pid, child.log)
     try:
         rc = _follow(context, child, catalog, config)
     except (DagsterExecutionInterruptedError, KeyboardInterrupt):

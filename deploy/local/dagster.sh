@@ -64,3 +64,11 @@ stop_dagster() {
 }
 
 status_dagster() { status_line dagster "$DAGSTER_PORT" "$DAGSTER_MARKER"; }
+
+# The shared stream host (SENTINEL_STREAM_SHARED_APP=true): started on demand by the first stream
+# run, it writes its own pid file and exits when idle; `make down` stops it after Dagster (its
+# queries finish their batch first).
+STREAM_HOST_MARKER="streaming.host"
+STREAM_HOST_PORT="${SENTINEL_STREAM_HOST_PORT:-8791}"
+stop_stream_host() { stop_pid stream-host "$STREAM_HOST_MARKER" 180 TERM; }
+status_stream_host() { status_line stream-host "$STREAM_HOST_PORT" "$STREAM_HOST_MARKER"; }

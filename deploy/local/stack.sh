@@ -109,6 +109,7 @@ cmd_down() {
   stop_demo
   stop_superset
   stop_dagster
+  stop_stream_host
   stop_api
   stop_thrift
   stop_s3
@@ -125,6 +126,7 @@ cmd_status() {
   status_thrift
   status_line api "$API_PORT" "$API_MARKER"
   status_dagster
+  status_stream_host
   status_superset
 }
 

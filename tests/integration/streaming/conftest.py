@@ -379,5 +379,5 @@ def kit() -> SimpleNamespace:
         S3_ENDPOINT=S3_ENDPOINT, SEVERITY_RANK=SEVERITY_RANK, committed_offsets=committed_offsets,
         local_checkpoint=local_checkpoint, wait_for=wait_for, expected_alerts=expected_alerts,
         expected_quarantine=expected_quarantine, reason_kind=reason_kind,
-        check_sinks=check_sinks, REDIS_URL=REDIS_URL,
+        check_sinks=check_sinks, REDIS_URL=REDIS_URL, TEST_JAVA_OPTIONS=TEST_JAVA_OPTIONS,
     )
