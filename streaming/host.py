@@ -153,8 +153,23 @@ class StreamHost:
         for hosted in self.live():
             self.stop(hosted.key, reason)
 
+    def spark_alive(self) -> bool:
+        """Whether the application's SparkContext still runs (a dead JVM fails every query)."""
+        if self.spark is None:
+            return True
+        try:
+            return not self.spark.sparkContext._jsc.sc().isStopped()
+        except Exception:  # py4j: the JVM is gone
+            return False
+
     def reap(self) -> bool:
-        """Stop queries whose owner is gone; True when the host has been idle long enough."""
+        """Stop queries whose owner is gone; True when the host should exit: idle long enough,
+        or its Spark application died (the next run then starts a fresh host)."""
+        if not self.spark_alive():
+            log.error("the Spark application of this host is gone: exiting")
+            with self._lock:
+                self.closing = True
+            return True
         live = self.live()
         for hosted in live:
             if hosted.stop_reason is None and not owner_alive(hosted.owner_pid):
@@ -256,7 +271,8 @@ def main() -> int:
             log.info("no query for %ss: exiting", settings.stream_host_idle_seconds)
             break
     host.stop_all("signal")
-    while host.live():  # every query finishes its batch and records how it ended
+    deadline = time.monotonic() + 600
+    while host.live() and time.monotonic() < deadline:  # each query finishes its batch
         time.sleep(0.5)
     server.shutdown()
     if pid_file.read_text().strip() == str(os.getpid()):
