@@ -24,12 +24,13 @@ from bench.latency import print_table
 from bench.storage import print_table as print_storage
 
 
-def module(name: str, *args: str) -> Any:
-    """Runs ``python -m bench.<name>`` in its own process (own Spark JVM) and reads its JSON."""
+def module(name: str, *args: str, check: bool = True) -> Any:
+    """Runs ``python -m bench.<name>`` in its own process (own Spark JVM) and reads its JSON
+    (``check=False``: also when it exits non-zero, e.g. a concurrency level that failed)."""
     out = Path(tempfile.mkstemp(suffix=".json")[1])
     cmd = [sys.executable, "-m", f"bench.{name}", *args, "--json", str(out)]
     print(f"\n$ {' '.join(cmd[1:])}", flush=True)
-    subprocess.run(cmd, cwd=ROOT, check=True)
+    subprocess.run(cmd, cwd=ROOT, check=check)
     return json.loads(out.read_text())
 
 
@@ -50,9 +51,15 @@ def main() -> int:
                      "--seconds", "120" if args.full else "40")
     api = module("api_load", "--seconds", "30" if args.full else "10")
     storage = module("storage", *(["--batches", "150"] if args.full else []))
-    # Ten stream processes take ~10 minutes to start on 2 cores: the long form only.
-    concurrency = module("concurrency", "--pipelines", "1", "3", *(["10"] if args.full else []),
-                         "--seconds", "60" if args.full else "30") if args.full else None
+    # Ten stream processes take ~10 minutes to start on 2 cores: the long form only, both
+    # designs (one Spark application per pipeline, and all queries in one application).
+    concurrency = None
+    if args.full:
+        levels = []
+        for mode in ("shared", "process"):
+            levels += module("concurrency", "--mode", mode, "--pipelines", "1", "3", "10",
+                             "--seconds", "180", check=False)["levels"]
+        concurrency = {"levels": levels}
 
     print(f"\nmachine: {info}")
     print(f"\n{'rules':>6} {'engine ev/s':>12} {'seed ev/s':>10} {'ours/seed':>10} "
