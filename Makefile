@@ -68,10 +68,14 @@ lint: venv ## ruff + mypy
 	$(VENV)/mypy
 
 PYTEST_RC := .sentinel/run/pytest.rc
+# Two pytest-xdist workers: most of a Spark/Dagster test is waiting (JVM start, triggers, sensor
+# ticks), so two overlap well on two cores. PYTEST_WORKERS=0 runs in one process.
+PYTEST_WORKERS ?= 2
 
 test: services lint ## every test (unit, integration, e2e) against the real services
 	@rm -f $(PYTEST_RC)
-	$(VENV)/pytest -m '(unit or integration or e2e or reliability) and not reliability_long'; \
+	$(VENV)/pytest -n $(PYTEST_WORKERS) --dist loadgroup \
+	  -m '(unit or integration or e2e or reliability) and not reliability_long'; \
 	  rc=$$?; echo $$rc > $(PYTEST_RC); exit $$rc
 
 test-unit: venv ## unit tests only (no services)
