@@ -16,16 +16,47 @@ import pytest
 
 WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
 _INDEX = int(WORKER[2:]) if WORKER.startswith("gw") and WORKER[2:].isdigit() else 0
+# xdist workers inherit the controller's environment, which this file already changed: the
+# names it set itself are listed here so that a worker replaces them with its own.
+_MARK = "_SENTINEL_TEST_DEFAULTS"
+_defaulted = set(filter(None, os.environ.get(_MARK, "").split(",")))
 
-TEST_DATABASE = os.environ.setdefault(
-    "SENTINEL_TEST_DATABASE", f"sentinel_test_{WORKER}" if WORKER else "sentinel_test")
-os.environ.setdefault(
-    "SENTINEL_DATABASE_URL",
-    f"postgresql+psycopg2://sentinel:sentinel@127.0.0.1:5432/{TEST_DATABASE}",
-)
-if WORKER:
-    os.environ.setdefault("SENTINEL_TEST_REDIS_URL", f"redis://127.0.0.1:6379/{13 - _INDEX}")
-    os.environ.setdefault("SENTINEL_REDIS_URL", f"redis://127.0.0.1:6379/{9 - _INDEX}")
+
+def _given(name: str) -> str | None:
+    """The value the user set (None when unset or set by this file)."""
+    return None if name in _defaulted else os.environ.get(name)
+
+
+def _set(name: str, value: str) -> str:
+    os.environ[name] = value
+    _defaulted.add(name)
+    return value
+
+
+_suffix = f"_{WORKER}" if WORKER else ""
+TEST_DATABASE = _set("SENTINEL_TEST_DATABASE",
+                     (_given("SENTINEL_TEST_DATABASE") or "sentinel_test") + _suffix)
+if (_url := _given("SENTINEL_DATABASE_URL")) is None:
+    _set("SENTINEL_DATABASE_URL",
+         f"postgresql+psycopg2://sentinel:sentinel@127.0.0.1:5432/{TEST_DATABASE}")
+elif WORKER:  # a given catalog URL: each worker on its own database of that server
+    from sqlalchemy.engine import make_url
+
+    _db = make_url(_url)
+    _set("SENTINEL_DATABASE_URL", _db.set(database=f"{_db.database}{_suffix}")
+         .render_as_string(hide_password=False))
+
+
+def _worker_redis(name: str, default_db: int) -> None:
+    """Worker N uses Redis database ``db - N`` (of the given URL, or of the default)."""
+    base, _, db = (_given(name) or f"redis://127.0.0.1:6379/{default_db}").rpartition("/")
+    _set(name, f"{base}/{int(db or 0) - _INDEX}")
+
+
+if WORKER:  # pipeline ids repeat across the workers' databases: Redis keys must not collide
+    _worker_redis("SENTINEL_TEST_REDIS_URL", 13)
+    _worker_redis("SENTINEL_REDIS_URL", 9)
+os.environ[_MARK] = ",".join(sorted(_defaulted))
 
 # (group, order): lower orders are scheduled first
 _GROUPS = {"tests/integration/lakehouse/": ("lake", 0), "tests/integration/superset/": ("lake", 0),
