@@ -1,11 +1,12 @@
 """Test-wide settings and scheduling.
 
-Integration tests use their own catalog database, ``sentinel_test``. ``make test`` runs two
-pytest-xdist workers (``--dist loadgroup``): each worker (``gw0``, ``gw1``) gets its own catalog
-database and Redis databases (pipeline ids, and so Redis keys, repeat across databases), and
-each test file runs whole on one worker, so module and session fixtures are built once. The
-lakehouse and Superset suites share the SQL endpoint and the lake fixtures: they form one group,
-scheduled first with the end-to-end suite so that the two longest groups start at once.
+Integration tests use their own catalog database, ``sentinel_test``. With
+``PYTEST_WORKERS=2 make test`` pytest runs two xdist workers (``--dist loadgroup``): each worker
+(``gw0``, ``gw1``) gets its own catalog database and Redis databases (pipeline ids, and so Redis
+keys, repeat across databases), and each test file runs whole on one worker, so module and
+session fixtures are built once. The lakehouse and Superset suites share the SQL endpoint and
+the lake fixtures: they form one group, scheduled first with the end-to-end suite so that the
+two longest groups start at once. Without xdist nothing is regrouped or reordered.
 """
 
 from __future__ import annotations
@@ -71,7 +72,9 @@ def _group(nodeid: str) -> tuple[str, int]:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark each test with its xdist group and put the longest groups first (stable order)."""
+    """Under xdist: mark each test with its group and put the longest groups first."""
+    if not WORKER:
+        return
     for item in items:
         item.add_marker(pytest.mark.xdist_group(_group(item.nodeid)[0]))
     items.sort(key=lambda item: _group(item.nodeid)[1])
