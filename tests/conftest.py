@@ -71,6 +71,7 @@ def _group(nodeid: str) -> tuple[str, int]:
     return nodeid.split("::", 1)[0], 2  # a file is a group of its own
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the xdist_group marks
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Under xdist: mark each test with its group and put the longest groups first."""
     if not WORKER:
