@@ -68,8 +68,9 @@ lint: venv ## ruff + mypy
 	$(VENV)/mypy
 
 PYTEST_RC := .sentinel/run/pytest.rc
-# PYTEST_WORKERS=2: two pytest-xdist workers (experimental: its first CI runs on this 2-core
-# machine erred and were not faster). Default: one process.
+# PYTEST_WORKERS=2: two pytest-xdist workers (experimental: on this 2-core machine a run took
+# 40:38 instead of 47:16 but tests of one file still landed on both workers, so fixtures that
+# own a port or a bucket collided). Default: one process.
 PYTEST_WORKERS ?= 0
 XDIST := $(if $(filter-out 0,$(PYTEST_WORKERS)),-n $(PYTEST_WORKERS) --dist loadgroup,)
 
