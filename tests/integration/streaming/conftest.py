@@ -287,6 +287,20 @@ def local_checkpoint(root: Path) -> Callable[[str], dict[str, str]]:
     return files
 
 
+def committed_of(warehouse: Path, tp: TestPipeline) -> int:
+    """Kafka offsets the pipeline's checkpoint under ``warehouse`` has committed."""
+    return committed_offsets(local_checkpoint(warehouse / "_checkpoints" / f"pipeline_{tp.id}"))
+
+
+def wave(tp: TestPipeline, n: int, seed: int) -> list[GeneratedEvent]:
+    """``n`` generated events for ``tp`` (a quarter anomalous, 5 % malformed), ids unique per
+    seed."""
+    from streaming.producer import generate_events
+
+    return generate_events(SCHEMA, n, seed, anomaly_share=0.25, malformed_share=0.05,
+                           id_prefix=f"{tp.topic}-w{seed}")
+
+
 def wait_for(cond: Callable[[], bool], timeout: float, what: str, job: JobProcess) -> float:
     started = time.monotonic()
     while time.monotonic() - started < timeout:
@@ -380,4 +394,5 @@ def kit() -> SimpleNamespace:
         local_checkpoint=local_checkpoint, wait_for=wait_for, expected_alerts=expected_alerts,
         expected_quarantine=expected_quarantine, reason_kind=reason_kind,
         check_sinks=check_sinks, REDIS_URL=REDIS_URL, TEST_JAVA_OPTIONS=TEST_JAVA_OPTIONS,
+        committed_of=committed_of, wave=wave,
     )

@@ -18,7 +18,6 @@ import uuid
 import pytest
 
 from catalog.settings import get_settings
-from streaming.producer import generate_events
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1200)]
 
@@ -61,15 +60,11 @@ def test_pipelines_share_one_host(shared_mode, make_pipeline, spark_reader, kit,
 
     warehouse = shared_mode
     a, b = make_pipeline(kit.base_rules()), make_pipeline(kit.base_rules())
-    checkpoints = {tp.id: kit.local_checkpoint(tmp_path / "wh" / "_checkpoints"
-                                               / f"pipeline_{tp.id}") for tp in (a, b)}
 
     def committed(tp) -> int:
-        return kit.committed_offsets(checkpoints[tp.id])
+        return kit.committed_of(tmp_path / "wh", tp)
 
-    def gen(tp, n, seed):
-        return generate_events(kit.SCHEMA, n, seed, anomaly_share=0.25, malformed_share=0.05,
-                               id_prefix=f"{tp.topic}-w{seed}")
+    gen = kit.wave
 
     def wait(cond, timeout, what):
         t0 = time.monotonic()

@@ -10,23 +10,17 @@ from __future__ import annotations
 
 import pytest
 
-from streaming.producer import generate_events
-
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1200)]
 
 
 def test_two_pipelines_in_one_job(make_pipeline, job_factory, spark_reader, kit, tmp_path):
     warehouse = str(tmp_path / "warehouse")
     a, b = make_pipeline(kit.base_rules()), make_pipeline(kit.base_rules())
-    checkpoints = {tp.id: kit.local_checkpoint(tmp_path / "warehouse" / "_checkpoints"
-                                               / f"pipeline_{tp.id}") for tp in (a, b)}
 
     def committed(tp) -> int:
-        return kit.committed_offsets(checkpoints[tp.id])
+        return kit.committed_of(tmp_path / "warehouse", tp)
 
-    def gen(tp, n, seed):
-        return generate_events(kit.SCHEMA, n, seed, anomaly_share=0.25, malformed_share=0.05,
-                               id_prefix=f"{tp.topic}-w{seed}")
+    gen = kit.wave
 
     a.produce(gen(a, 300, 1))
     b.produce(gen(b, 200, 2))
