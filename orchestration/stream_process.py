@@ -52,6 +52,14 @@ def command(pipeline_id: int, run_id: str, trigger_seconds: float | None) -> lis
     return cmd
 
 
+def log_tail(path: Path, lines: int) -> list[str]:
+    """The last ``lines`` lines of a stream's log (none when it cannot be read)."""
+    try:
+        return path.read_text(errors="replace").splitlines()[-lines:]
+    except OSError:
+        return []
+
+
 class StreamProcess:
     """One running ``streaming.job``: start, poll, stop gracefully, read its log's tail."""
 
@@ -87,11 +95,7 @@ class StreamProcess:
         return int(self.proc.returncode), True
 
     def tail(self, lines: int = 15) -> str:
-        try:
-            text = self.log.read_text(errors="replace").splitlines()
-        except OSError:
-            return ""
-        return "\n".join(text[-lines:])
+        return "\n".join(log_tail(self.log, lines))
 
 
 def host_log_path() -> Path:
@@ -146,9 +150,8 @@ def ensure_host() -> int:
             if (pid := host_pid()) is not None:
                 return pid
             if proc.poll() is not None:
-                tail = log.read_text(errors="replace").splitlines()[-15:]
                 raise RuntimeError(f"the stream host exited with {proc.returncode} at start:\n"
-                                   + "\n".join(tail))
+                                   + "\n".join(log_tail(log, 15)))
             time.sleep(1.0)
         proc.kill()
         raise RuntimeError(f"the stream host did not answer within "
@@ -232,11 +235,7 @@ class HostedStream:
         return 1, False
 
     def tail(self, lines: int = 15) -> str:
-        try:
-            text = self.log.read_text(errors="replace").splitlines()
-        except OSError:
-            text = []
-        return "\n".join([*text[-lines:], *([self.error] if self.error else [])])
+        return "\n".join([*log_tail(self.log, lines), *([self.error] if self.error else [])])
 
 
 def stream_for(pipeline_id: int, run_id: str,
