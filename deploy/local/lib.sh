@@ -214,3 +214,33 @@ PYEOF
 }
 
 sha_of() { cat "$@" | sha256sum | cut -d' ' -f1; }
+
+# ---------------------------------------------------------------- python packages
+
+UV_VERSION=0.13.8
+# pip_install PY ARGS... -- installs ARGS (pip's syntax: -e '.[x]', -r FILE) into the venv of
+# interpreter PY with uv (pinned; put into that venv by pip first), which resolves and installs
+# several times faster than pip; falls back to pip when uv cannot be had or fails, and always
+# uses pip with SENTINEL_INSTALLER=pip. uv gets pip's CA bundle (PIP_CERT or pip.conf's `cert`)
+# and find-links, so that it works behind the same TLS proxy as pip.
+pip_install() {
+  local py="$1"
+  shift
+  local uv="${py%/*}/uv"
+  if [[ "${SENTINEL_INSTALLER:-uv}" == uv ]]; then
+    if [[ ! -x "$uv" ]] || [[ "$("$uv" --version 2>/dev/null)" != "uv $UV_VERSION"* ]]; then
+      "$py" -m pip install --no-input -q "uv==$UV_VERSION" || warn "could not install uv: using pip"
+    fi
+    if [[ -x "$uv" ]]; then
+      local cert="${SSL_CERT_FILE:-${PIP_CERT:-$("$py" -m pip config get global.cert 2>/dev/null)}}"
+      local -a env=()
+      [[ -n "$cert" && -f "$cert" ]] && env+=("SSL_CERT_FILE=$cert")
+      [[ -n "${PIP_FIND_LINKS:-}" ]] && env+=("UV_FIND_LINKS=$PIP_FIND_LINKS")
+      if env "${env[@]}" "$uv" pip install --python "$py" "$@"; then
+        return 0
+      fi
+      warn "uv pip install failed: trying pip"
+    fi
+  fi
+  "$py" -m pip install --no-input "$@"
+}

@@ -60,11 +60,11 @@ ensure_superset_venv() {
   [[ -x "$SUPERSET_PY" ]] || python3 -m venv "$SUPERSET_VENV"
   local log t0=$SECONDS
   log="$(log_file superset-pip)"
-  info "pip install -r deploy/superset/requirements.txt into $SUPERSET_VENV (log: $log)"
-  # --no-compile: bytecode is written on first import instead (only what Superset imports)
-  "$SUPERSET_PY" -m pip install --no-input --no-compile -r "$SUPERSET_REQ" >"$log" 2>&1 || {
+  info "install -r deploy/superset/requirements.txt into $SUPERSET_VENV (uv, else pip; log: $log)"
+  # no bytecode compiled at install (uv's default): it is written on first import instead
+  pip_install "$SUPERSET_PY" -r "$SUPERSET_REQ" >"$log" 2>&1 || {
     tail -n 30 "$log" >&2
-    die "superset pip install failed; see $log"
+    die "superset install failed; see $log"
   }
   superset_venv_hash >"$STAMP_DIR/superset-venv.sha256"
   ok "superset venv ready in $((SECONDS - t0))s ($SUPERSET_VENV)"

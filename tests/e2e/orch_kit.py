@@ -46,11 +46,13 @@ TUNING = {
 
 def wait_for(what: str, fn: Callable[[], T | None], timeout: float, every: float = 2.0) -> T:
     """Poll ``fn`` until it returns something truthy; fail with ``what`` after ``timeout``."""
-    deadline = time.monotonic() + timeout
+    start = time.monotonic()
+    deadline = start + timeout
     last = None
     while time.monotonic() < deadline:
         last = fn()
         if last:
+            print(f"[{time.monotonic() - start:6.1f}s] {what}")
             return last
         time.sleep(every)
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
