@@ -7,9 +7,10 @@ are written to a temporary warehouse by a local SparkSession with the default in
 catalog (the endpoint's Derby metastore can only be opened by the endpoint itself).
 
 ``streamed`` adds a pipeline fed through Kafka and the real streaming job into the same
-warehouse, and ``dagster_build`` runs ``dagster asset materialize`` of the dbt assets (every
-day partition of the test data in one run) once over all of it (test_dbt_models.py and
-test_stream_to_marts.py share that build).
+warehouse, ``incremental`` one more pipeline of known data, and ``dagster_build`` runs
+``dagster asset materialize`` of the dbt assets (every day partition of the test data in one
+run) once over all of it (test_dbt_models.py, test_stream_to_marts.py and
+test_marts_incremental.py share that build).
 """
 
 from __future__ import annotations
@@ -171,6 +172,32 @@ def streamed(lake: Lake, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
 
 
 @dataclass
+class Incremental:
+    """A payments pipeline of test_marts_incremental.py, written beside ``lake``'s two but not
+    one of ``lake.pipelines``: that module appends events to one of its days afterwards."""
+
+    pipeline: LakePipeline
+    today: str  # the day its quarantine rows were ingested (ISO)
+
+
+@pytest.fixture(scope="session")
+def incremental(lake: Lake) -> Incremental:
+    from pyspark.sql import SparkSession
+
+    name = f"IT Incremental {uuid.uuid4().hex[:6]}"
+    with get_engine().begin() as conn:
+        proto = payments(0, name, 0)
+        pid = conn.execute(insert(pipelines).values(
+            name=name, kafka_topic=f"it-incr-{uuid.uuid4().hex[:8]}", status="active",
+            key_field=proto.key_field, schema=proto.schema).returning(pipelines.c.id)
+        ).scalar_one()
+    p = payments(pid, name, pid * 100)
+    spark = SparkSession.builder.getOrCreate()  # the lake fixture's session (Delta enabled)
+    today = write_pipeline(spark, p, lake.settings.warehouse_root).isoformat()
+    return Incremental(p, today)
+
+
+@dataclass
 class DagsterBuild:
     """What ``dagster asset materialize`` of the dbt assets recorded in its instance."""
 
@@ -178,15 +205,16 @@ class DagsterBuild:
     materialized: set[str]  # asset keys, e.g. "gold/fct_alerts_daily"
     checks: dict[str, bool]  # "<asset key>:<check name>" -> passed
     output: str
+    home: Path  # its DAGSTER_HOME (test_marts_incremental.py runs one more build there)
 
 
 @pytest.fixture(scope="session")
-def dagster_build(lake: Lake, streamed: Streamed,
+def dagster_build(lake: Lake, streamed: Streamed, incremental: Incremental,
                   tmp_path_factory: pytest.TempPathFactory) -> DagsterBuild:
     """``dagster asset materialize -m orchestration.definitions --select
-    group:lakehouse_models --partition-range <BUILD_FROM>...<today>`` over the lake (known data
-    + the streamed pipeline), in a private DAGSTER_HOME; its run's events read back from that
-    instance."""
+    group:lakehouse_models --partition-range <BUILD_FROM>...<today>`` over the lake (known data,
+    the streamed pipeline and ``incremental``), in a private DAGSTER_HOME; its run's events
+    read back from that instance."""
     from dagster import DagsterEventType, DagsterInstance
 
     home = tmp_path_factory.mktemp("dagster-home")
@@ -214,4 +242,4 @@ def dagster_build(lake: Lake, streamed: Streamed,
         if e.event_type == DagsterEventType.ASSET_CHECK_EVALUATION:
             ev = e.event_specific_data
             checks[f"{ev.asset_key.to_user_string()}:{ev.check_name}"] = ev.passed
-    return DagsterBuild(run.status.value, materialized, checks, output)
+    return DagsterBuild(run.status.value, materialized, checks, output, home)

@@ -1,9 +1,10 @@
 """Day partitions of the marts (issue 5): rebuilding one day rewrites that day only.
 
-A payments pipeline of its own is written to the lake fixture's warehouse and the marts are
-built for its days (``dagster asset materialize --partition-range``). Then bronze and silver get
-new events and alerts of ONE day, ``dagster asset materialize --partition <that day>`` runs,
-and: that day's mart rows equal the plain-Python totals of all its events, another day's rows
+A payments pipeline of its own (the conftest's ``incremental``) is in the lake fixture's
+warehouse, and the session's ``dagster_build`` built the marts for all its days
+(``dagster asset materialize --partition-range``). Then bronze and silver get new events and
+alerts of ONE day, ``dagster asset materialize --partition <that day>`` runs in the same
+Dagster instance, and: that day's mart rows equal the plain-Python totals of all its events, another day's rows
 and files are exactly as before, and each fact table's newest Delta commit is a dynamic
 partition overwrite that wrote only that day's rows.
 """
@@ -14,24 +15,19 @@ import json
 import os
 import subprocess
 import sys
-import uuid
 from collections import Counter, defaultdict
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import insert
 
-from catalog.db import get_engine
 from catalog.lakehouse_tables import Sql, connect
-from catalog.tables import pipelines
-from tests.integration.lakehouse.conftest import ROOT, Lake
+from tests.integration.lakehouse.conftest import ROOT, DagsterBuild, Incremental, Lake
 from tests.integration.lakehouse.lake_data import (
     BASE,
     LakePipeline,
     payments,
-    write_pipeline,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]
@@ -137,23 +133,15 @@ def snapshot(sql: Sql, gold: str, pid: int) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def rebuilt(lake: Lake, tmp_path_factory: pytest.TempPathFactory):
+def rebuilt(lake: Lake, incremental: Incremental, dagster_build: DagsterBuild):
     """(the pipeline before, after, snapshot before, snapshot after, last commits, SQL)."""
     from pyspark.sql import SparkSession
 
-    name = f"IT Incremental {uuid.uuid4().hex[:6]}"
-    with get_engine().begin() as conn:
-        proto = payments(0, name, 0)
-        pid = conn.execute(insert(pipelines).values(
-            name=name, kafka_topic=f"it-incr-{uuid.uuid4().hex[:8]}", status="active",
-            key_field=proto.key_field, schema=proto.schema).returning(pipelines.c.id)
-        ).scalar_one()
-    before = payments(pid, name, pid * 100)
+    before, today = incremental.pipeline, incremental.today
+    pid, name = before.id, before.name
     spark = SparkSession.builder.getOrCreate()  # the lake fixture's session (Delta enabled)
     root = lake.settings.warehouse_root
-    today = write_pipeline(spark, before, root).isoformat()
-    home = tmp_path_factory.mktemp("dagster-incremental")
-    materialize(lake, home, "--partition-range", f"{OTHER}...{today}")
+    assert dagster_build.run_status == "SUCCESS", dagster_build.output  # built every day
 
     sql = Sql(connect())
     gold = f"{lake.prefix}gold"
@@ -164,7 +152,7 @@ def rebuilt(lake: Lake, tmp_path_factory: pytest.TempPathFactory):
     append_events(spark, before, new, root)
     after = payments(pid, name, pid * 100)
     after.good = before.good + new
-    materialize(lake, home, "--partition", DAY)
+    materialize(lake, dagster_build.home, "--partition", DAY)
     snap_after = snapshot(sql, gold, pid)
     commits = {t: sql.rows(f"describe history {gold}.{t} limit 1")[0] for t in FACTS}
     yield before, after, snap_before, snap_after, commits, today
