@@ -68,11 +68,11 @@ lint: venv ## ruff + mypy
 	$(VENV)/mypy
 
 PYTEST_RC := .sentinel/run/pytest.rc
-# PYTEST_WORKERS=2: two pytest-xdist workers (experimental: on this 2-core machine a run took
-# 40:38 instead of 47:16 but tests of one file still landed on both workers, so fixtures that
-# own a port or a bucket collided). Default: one process.
+# PYTEST_WORKERS=2: two pytest-xdist workers, each test file (and the lakehouse+Superset,
+# reliability and e2e suites) whole on one worker, in the order tests/conftest.py gives
+# (--no-loadscope-reorder: longest groups first). PYTEST_WORKERS=0: one process.
 PYTEST_WORKERS ?= 0
-XDIST := $(if $(filter-out 0,$(PYTEST_WORKERS)),-n $(PYTEST_WORKERS) --dist loadgroup,)
+XDIST := $(if $(filter-out 0,$(PYTEST_WORKERS)),-n $(PYTEST_WORKERS) --dist loadgroup --no-loadscope-reorder,)
 
 test: services lint ## every test (unit, integration, e2e) against the real services
 	@rm -f $(PYTEST_RC)

@@ -2,16 +2,19 @@
 
 Integration tests use their own catalog database, ``sentinel_test``. With
 ``PYTEST_WORKERS=2 make test`` pytest runs two xdist workers (``--dist loadgroup``): each worker
-(``gw0``, ``gw1``) gets its own catalog database and Redis databases (pipeline ids, and so Redis
-keys, repeat across databases), and each test file runs whole on one worker, so module and
-session fixtures are built once. The lakehouse and Superset suites share the SQL endpoint and
-the lake fixtures: they form one group, scheduled first with the end-to-end suite so that the
-two longest groups start at once. Without xdist nothing is regrouped or reordered.
+(``gw0``, ``gw1``) gets its own catalog database, Redis databases and local warehouse (pipeline
+ids, and so Redis keys and ``pipeline_<id>`` folders, repeat across databases), and each test
+file runs whole on one worker, so module and session fixtures are built once. The lakehouse and
+Superset suites share the SQL endpoint and the lake fixtures: they form one group, scheduled
+first with the end-to-end suite so that the two longest groups start at once; the outage drills
+form one group too (one drill at a time: they stop services and time recoveries). Without
+xdist nothing is regrouped or reordered.
 """
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -54,21 +57,28 @@ def _worker_redis(name: str, default_db: int) -> None:
     _set(name, f"{base}/{int(db or 0) - _INDEX}")
 
 
-if WORKER:  # pipeline ids repeat across the workers' databases: Redis keys must not collide
+if WORKER:  # pipeline ids repeat across the workers' databases: Redis keys and the lake's
+    # pipeline_<id> folders must not collide
     _worker_redis("SENTINEL_TEST_REDIS_URL", 13)
     _worker_redis("SENTINEL_REDIS_URL", 9)
+    if (_wh := _given("SENTINEL_WAREHOUSE")) is not None:
+        _set("SENTINEL_WAREHOUSE", f"{_wh.rstrip('/')}/{WORKER}")
+    else:
+        _home = os.environ.get("SENTINEL_HOME") or str(Path(__file__).resolve().parents[1]
+                                                       / ".sentinel")
+        _set("SENTINEL_WAREHOUSE", f"{_home}/test-warehouse-{WORKER}")
 os.environ[_MARK] = ",".join(sorted(_defaulted))
 
 # (group, order): lower orders are scheduled first
 _GROUPS = {"tests/integration/lakehouse/": ("lake", 0), "tests/integration/superset/": ("lake", 0),
-           "tests/e2e/": ("e2e", 1)}
+           "tests/e2e/": ("e2e", 1), "tests/reliability/": ("reliability", 2)}
 
 
 def _group(nodeid: str) -> tuple[str, int]:
     for prefix, group in _GROUPS.items():
         if nodeid.startswith(prefix):
             return group
-    return nodeid.split("::", 1)[0], 2  # a file is a group of its own
+    return nodeid.split("::", 1)[0], 3  # a file is a group of its own
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the xdist_group marks
@@ -76,6 +86,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """Under xdist: mark each test with its group and put the longest groups first."""
     if not WORKER:
         return
+    order = {id(item): _group(item.nodeid)[1] for item in items}
     for item in items:
-        item.add_marker(pytest.mark.xdist_group(_group(item.nodeid)[0]))
-    items.sort(key=lambda item: _group(item.nodeid)[1])
+        name = _group(item.nodeid)[0]
+        item.add_marker(pytest.mark.xdist_group(name))
+        _suffix_group(item, name)
+    items.sort(key=lambda item: order[id(item)])
+
+
+def _suffix_group(item: pytest.Item, name: str) -> None:
+    """The ``@<group>`` suffix xdist's scheduler groups by. xdist 3.8 writes it to
+    ``item._nodeid``, which pytest 9.2 no longer reads (the id is ``item._id``, a NodeId):
+    without this, ``--dist loadgroup`` silently spreads one file over both workers."""
+    from _pytest.nodeid import NodeId
+
+    if hasattr(item, "_id") and not item.nodeid.endswith(f"@{name}"):
+        item._id = NodeId.parse(f"{item.nodeid}@{name}")
