@@ -4,9 +4,9 @@ A payments pipeline of its own (the conftest's ``incremental``) is in the lake f
 warehouse, and the session's ``dagster_build`` built the marts for all its days
 (``dagster asset materialize --partition-range``). Then bronze and silver get new events and
 alerts of ONE day, ``dagster asset materialize --partition <that day>`` runs in the same
-Dagster instance, and: that day's mart rows equal the plain-Python totals of all its events, another day's rows
-and files are exactly as before, and each fact table's newest Delta commit is a dynamic
-partition overwrite that wrote only that day's rows.
+Dagster instance, and: that day's mart rows equal the plain-Python totals of all its events,
+another day's rows and files are exactly as before, and each fact table's newest Delta commit
+is a dynamic partition overwrite that wrote only that day's rows.
 """
 
 from __future__ import annotations
