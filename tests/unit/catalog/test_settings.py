@@ -12,6 +12,7 @@ pytestmark = pytest.mark.unit
 
 def test_development_defaults_point_at_the_local_stack(monkeypatch, tmp_path):
     monkeypatch.delenv("SENTINEL_DATABASE_URL", raising=False)
+    monkeypatch.delenv("SENTINEL_WAREHOUSE", raising=False)
     settings = Settings(_env_file=None, home=tmp_path)
     assert settings.database_dsn.endswith("@127.0.0.1:5432/sentinel")
     assert settings.warehouse_root == str(tmp_path / "warehouse")
@@ -27,6 +28,7 @@ def test_production_requires_secrets(monkeypatch):
 
 
 def test_secrets_never_appear_in_repr_or_dump(monkeypatch):
+    monkeypatch.delenv("SENTINEL_WAREHOUSE", raising=False)
     monkeypatch.setenv("SENTINEL_DATABASE_URL", "postgresql://u:hunter2@db/x")
     monkeypatch.setenv("SENTINEL_S3_SECRET_ACCESS_KEY", "s3cr3t-value")
     monkeypatch.setenv("SENTINEL_S3_ACCESS_KEY_ID", "AKIA")

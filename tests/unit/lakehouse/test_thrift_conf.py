@@ -26,6 +26,7 @@ def load_module():
 def test_conf_dir_has_metastore_port_delta_and_private_s3_secret(tmp_path, monkeypatch,
                                                                   capsys) -> None:
     monkeypatch.setenv("SENTINEL_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("SENTINEL_WAREHOUSE", raising=False)
     monkeypatch.setenv("SENTINEL_S3_ACCESS_KEY_ID", "AKIDEXAMPLE")
     monkeypatch.setenv("SENTINEL_S3_SECRET_ACCESS_KEY", "very-secret-value")
     monkeypatch.setenv("SENTINEL_S3_ENDPOINT", "http://127.0.0.1:9000")
