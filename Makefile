@@ -68,10 +68,11 @@ lint: venv ## ruff + mypy
 	$(VENV)/mypy
 
 PYTEST_RC := .sentinel/run/pytest.rc
-# PYTEST_WORKERS=2: two pytest-xdist workers, each test file (and the lakehouse+Superset,
-# reliability and e2e suites) whole on one worker, in the order tests/conftest.py gives
-# (--no-loadscope-reorder: longest groups first). PYTEST_WORKERS=0: one process.
-PYTEST_WORKERS ?= 0
+# Two pytest-xdist workers by default: each test file (and the lakehouse+Superset, drill and
+# e2e suites) whole on one worker, in the order tests/conftest.py gives (--no-loadscope-reorder:
+# longest groups first); the run waits on JVM starts, sensors and services as much as on CPU.
+# PYTEST_WORKERS=0: one process.
+PYTEST_WORKERS ?= 2
 XDIST := $(if $(filter-out 0,$(PYTEST_WORKERS)),-n $(PYTEST_WORKERS) --dist loadgroup --no-loadscope-reorder,)
 
 test: services lint ## every test (unit, integration, e2e) against the real services
