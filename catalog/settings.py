@@ -56,6 +56,9 @@ class Settings(BaseSettings):
 
     # Spark
     spark_master: str = "local[*]"
+    spark_class_archive: bool = Field(
+        default=True, description="Spark drivers map the JVM class-data archive built by "
+        "`python -m streaming.class_archive` (faster stream starts)")
     trigger_interval_seconds: float = 2.0
     max_offsets_per_trigger: int = 200_000
 

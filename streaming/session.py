@@ -1,8 +1,9 @@
 """The SparkSession every streaming job, test and benchmark uses.
 
 One place decides the cluster (``settings.spark_master``), the Delta Lake extensions, the JVM
-jars shipped by the local stack (``.sentinel/jars/spark/*.jar``) and, when the warehouse lives
-on S3/R2, the ``s3a://`` connector. Secrets go only into the Spark conf, never into logs.
+jars shipped by the local stack (``.sentinel/jars/spark/*.jar``), the driver's class-data
+archive (``streaming.class_archive``) and, when the warehouse lives on S3/R2, the ``s3a://``
+connector. Secrets go only into the Spark conf, never into logs.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 from pyspark.sql import SparkSession
 
 from catalog.settings import Settings, get_settings
+from streaming.class_archive import java_options as archive_java_options
 
 log = logging.getLogger(__name__)
 
@@ -29,16 +31,23 @@ def spark_jars(settings: Settings) -> list[str]:
 
 
 def spark_conf(
-    settings: Settings, *, delta: bool = True, jars: bool = True, shuffle_partitions: int = 4
+    settings: Settings, *, delta: bool = True, jars: bool = True, shuffle_partitions: int = 4,
+    class_archive: bool = True,
 ) -> dict:
-    """The Spark configuration as a plain dict (tested without starting a JVM)."""
+    """The Spark configuration as a plain dict (tested without starting a JVM).
+
+    ``class_archive``: the driver maps the class-data archive when it was built
+    (``streaming.class_archive``; off for JVMs with another classpath, e.g. the Thrift Server).
+    """
+    java_opts = " ".join(filter(None, [
+        "-Duser.timezone=UTC", class_archive and archive_java_options(settings)]))
     conf: dict[str, str] = {
         "spark.sql.shuffle.partitions": str(shuffle_partitions),
         "spark.default.parallelism": str(shuffle_partitions),
         "spark.ui.enabled": "false",
         "spark.ui.showConsoleProgress": "false",
         "spark.sql.session.timeZone": "UTC",
-        "spark.driver.extraJavaOptions": "-Duser.timezone=UTC",
+        "spark.driver.extraJavaOptions": java_opts,
         "spark.sql.streaming.stopGracefullyOnShutdown": "true",
         "spark.sql.adaptive.enabled": "false",
         # A rule such as `amount / qty > 5` must yield NULL (no match) on qty = 0, not fail

@@ -38,6 +38,7 @@ migrate_all() { run_migrations && ensure_admin_key; }
 start_services() {
   step "python venv" ensure_venv
   step "jvm jars" ensure_jars
+  step "spark class archive" ensure_class_archive
   step "postgres" postgres_all
   step "catalog migrations" migrate_all
   step "redis" start_redis
@@ -153,7 +154,11 @@ case "${1:-}" in
   demo) step "demo" start_demo ;;
   demo-stop) stop_demo ;;
   venv) step "python venv" ensure_venv ;;
-  jars) step "python venv" ensure_venv; step "jvm jars" ensure_jars ;;
+  jars)
+    step "python venv" ensure_venv
+    step "jvm jars" ensure_jars
+    step "spark class archive" ensure_class_archive
+    ;;
   superset-provision) step "superset provisioning" provision_superset ;;
   migrate)
     step "python venv" ensure_venv

@@ -48,7 +48,7 @@ def build(conf_dir: Path, host: str, port: int, master: str) -> dict[str, str]:
     home = Path(settings.home).resolve()
     metastore = home / "metastore"
     metastore.mkdir(parents=True, exist_ok=True)
-    conf = spark_conf(settings, shuffle_partitions=4)
+    conf = spark_conf(settings, shuffle_partitions=4, class_archive=False)  # other classpath
     java_opts = conf.get("spark.driver.extraJavaOptions", "")
     conf.update({
         "spark.master": master,
