@@ -99,16 +99,6 @@ def _workload(archive: str) -> None:
     spark.stop()
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def build(settings: Settings | None = None, *, quiet: bool = False) -> Path | None:
     """Writes the archive unless it exists; returns its path (None when there is no JVM).
 
@@ -137,7 +127,9 @@ def build(settings: Settings | None = None, *, quiet: bool = False) -> Path | No
         tmp.unlink(missing_ok=True)
         raise RuntimeError("the class-archive driver failed:\n" + proc.stderr[-3000:])
     deadline = time.monotonic() + BUILD_TIMEOUT_SECONDS
-    while _pid_alive(pids[0]):  # the JVM writes the archive while it exits
+    from streaming.host import owner_alive
+
+    while owner_alive(pids[0]):  # the JVM writes the archive while it exits
         if time.monotonic() > deadline:
             raise RuntimeError(f"the class-archive JVM (pid {pids[0]}) did not exit")
         time.sleep(0.5)
