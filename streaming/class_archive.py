@@ -126,9 +126,9 @@ def build(settings: Settings | None = None, *, quiet: bool = False) -> Path | No
     if proc.returncode != 0 or not pids:
         tmp.unlink(missing_ok=True)
         raise RuntimeError("the class-archive driver failed:\n" + proc.stderr[-3000:])
-    deadline = time.monotonic() + BUILD_TIMEOUT_SECONDS
-    from streaming.host import owner_alive
+    from streaming.host import owner_alive  # here: streaming.host imports this module
 
+    deadline = time.monotonic() + BUILD_TIMEOUT_SECONDS
     while owner_alive(pids[0]):  # the JVM writes the archive while it exits
         if time.monotonic() > deadline:
             raise RuntimeError(f"the class-archive JVM (pid {pids[0]}) did not exit")
