@@ -1,7 +1,7 @@
 """Test-wide settings and scheduling.
 
-Integration tests use their own catalog database, ``sentinel_test``. With
-``PYTEST_WORKERS=2 make test`` pytest runs two xdist workers (``--dist loadgroup``): each worker
+Integration tests use their own catalog database, ``sentinel_test``. ``make test`` runs two
+xdist workers (``--dist loadgroup``; ``PYTEST_WORKERS=0`` runs one process): each worker
 (``gw0``, ``gw1``) gets its own catalog database, Redis databases and local warehouse (pipeline
 ids, and so Redis keys and ``pipeline_<id>`` folders, repeat across databases), and each test
 file runs whole on one worker, so module and session fixtures are built once. The lakehouse and
@@ -86,12 +86,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """Under xdist: mark each test with its group and put the longest groups first."""
     if not WORKER:
         return
-    order = {id(item): _group(item.nodeid)[1] for item in items}
+    groups = {id(item): _group(item.nodeid) for item in items}  # before the ids get a suffix
     for item in items:
-        name = _group(item.nodeid)[0]
+        name = groups[id(item)][0]
         item.add_marker(pytest.mark.xdist_group(name))
         _suffix_group(item, name)
-    items.sort(key=lambda item: order[id(item)])
+    items.sort(key=lambda item: groups[id(item)][1])
 
 
 def _suffix_group(item: pytest.Item, name: str) -> None:
