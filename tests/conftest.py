@@ -14,7 +14,9 @@ xdist nothing is regrouped or reordered.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -102,3 +104,47 @@ def _suffix_group(item: pytest.Item, name: str) -> None:
 
     if hasattr(item, "_id") and not item.nodeid.endswith(f"@{name}"):
         item._id = NodeId.parse(f"{item.nodeid}@{name}")
+
+
+class SparkSlot:
+    """The test process's one Spark driver, held by one configuration at a time.
+
+    A Python process has one driver JVM (its classpath and Java options are fixed when it
+    starts) and ``getOrCreate`` hands back the running session whatever the builder asks for.
+    Under xdist one worker runs suites that need different drivers (the jars, s3a credentials,
+    Delta or none) in any order, so each suite takes the driver through ``acquire``: the same
+    owner gets its running session back; another owner's session is stopped and its JVM shut
+    down before the caller's session is built.
+    """
+
+    def __init__(self) -> None:
+        self.owner: str | None = None
+
+    def acquire(self, owner: str, build: Callable[[], Any]) -> Any:
+        from pyspark import SparkContext
+        from pyspark.sql import SparkSession
+
+        current = SparkSession._instantiatedSession
+        alive = current is not None and current._sc._jsc is not None
+        if alive and owner == self.owner:
+            return current
+        if current is not None:
+            current.stop()
+        gateway = SparkContext._gateway
+        if gateway is not None and owner != self.owner:  # a JVM of its own: another
+            # classpath, other Java options
+            gateway.shutdown()
+            proc = getattr(gateway, "proc", None)
+            if proc is not None:  # the JVM exits when its stdin closes
+                proc.stdin.close()
+                proc.wait(timeout=60)
+            SparkContext._gateway = None
+            SparkContext._jvm = None
+        self.owner = owner
+        return build()
+
+
+@pytest.fixture(scope="session")
+def spark_slot() -> SparkSlot:
+    """The worker's Spark driver, handed from suite to suite (see ``SparkSlot``)."""
+    return SparkSlot()

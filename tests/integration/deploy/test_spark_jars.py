@@ -38,10 +38,10 @@ def bucket() -> str:
 
 
 @pytest.fixture(scope="module")
-def spark() -> Iterator[SparkSession]:
+def spark(spark_slot) -> Iterator[SparkSession]:
     jars = sorted(str(p) for p in SPARK_JARS.glob("*.jar"))
     assert jars, f"no jars in {SPARK_JARS}: run `make jars`"
-    session = (
+    session = spark_slot.acquire("deploy-jars", lambda: (
         SparkSession.builder.master("local[2]")
         .appName("sentinel-jars-test")
         .config("spark.jars", ",".join(jars))
@@ -59,7 +59,7 @@ def spark() -> Iterator[SparkSession]:
         .config("spark.databricks.delta.snapshotPartitions", "2")
         .config("spark.ui.enabled", "false")
         .getOrCreate()
-    )
+    ))
     yield session
     session.stop()
 

@@ -20,7 +20,7 @@ import socket
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -88,10 +88,12 @@ class Lake:
     prefix: str
     pipelines: list[LakePipeline]
     ingested: date
+    session: Callable[[], Any]  # the suite's SparkSession (Delta enabled), started again if needed
 
 
 @pytest.fixture(scope="session")
-def lake(catalog_db: None, lake_prefix: str, tmp_path_factory: pytest.TempPathFactory) -> Lake:
+def lake(catalog_db: None, lake_prefix: str, tmp_path_factory: pytest.TempPathFactory,
+         spark_slot: Any) -> Lake:
     """Two pipelines in the catalog with known Delta tables in a temporary warehouse."""
     from streaming.session import build_session
 
@@ -111,13 +113,17 @@ def lake(catalog_db: None, lake_prefix: str, tmp_path_factory: pytest.TempPathFa
         p = make(pid, name, pid * 100)
         p.topic = f"it-lake-{schema_key}-{suffix}"
         made.append(p)
-    spark = build_session("sentinel-lakehouse-tests", settings=settings, shuffle_partitions=2,
-                          extra_conf={"spark.sql.warehouse.dir": str(root / "spark-warehouse"),
-                                      "spark.sql.catalogImplementation": "in-memory"})
+    def session() -> Any:
+        return spark_slot.acquire("lakehouse", lambda: build_session(
+            "sentinel-lakehouse-tests", settings=settings, shuffle_partitions=2,
+            extra_conf={"spark.sql.warehouse.dir": str(root / "spark-warehouse"),
+                        "spark.sql.catalogImplementation": "in-memory"}))
+
+    spark = session()
     ingested = date.today()
     for p in made:
         ingested = write_pipeline(spark, p, settings.warehouse_root)
-    return Lake(settings, lake_prefix, made, ingested)
+    return Lake(settings, lake_prefix, made, ingested, session)
 
 
 @dataclass
@@ -182,8 +188,6 @@ class Incremental:
 
 @pytest.fixture(scope="session")
 def incremental(lake: Lake) -> Incremental:
-    from pyspark.sql import SparkSession
-
     name = f"IT Incremental {uuid.uuid4().hex[:6]}"
     with get_engine().begin() as conn:
         proto = payments(0, name, 0)
@@ -192,7 +196,7 @@ def incremental(lake: Lake) -> Incremental:
             key_field=proto.key_field, schema=proto.schema).returning(pipelines.c.id)
         ).scalar_one()
     p = payments(pid, name, pid * 100)
-    spark = SparkSession.builder.getOrCreate()  # the lake fixture's session (Delta enabled)
+    spark = lake.session()
     today = write_pipeline(spark, p, lake.settings.warehouse_root).isoformat()
     return Incremental(p, today)
 

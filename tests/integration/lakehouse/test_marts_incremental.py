@@ -135,11 +135,9 @@ def snapshot(sql: Sql, gold: str, pid: int) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def rebuilt(lake: Lake, incremental: Incremental, dagster_build: DagsterBuild):
     """(the pipeline before, after, snapshot before, snapshot after, last commits, SQL)."""
-    from pyspark.sql import SparkSession
-
     before, today = incremental.pipeline, incremental.today
     pid, name = before.id, before.name
-    spark = SparkSession.builder.getOrCreate()  # the lake fixture's session (Delta enabled)
+    spark = lake.session()
     root = lake.settings.warehouse_root
     assert dagster_build.run_status == "SUCCESS", dagster_build.output  # built every day
 

@@ -31,10 +31,9 @@ def manifest_nodes(kind: str) -> list[dict[str, Any]]:
 @pytest.fixture(scope="module")
 def truth(lake: Lake, streamed: Streamed) -> dict[str, Any]:
     """The streamed pipeline's totals, straight from its Delta tables and Postgres."""
-    from pyspark.sql import SparkSession
     from pyspark.sql import functions as F
 
-    spark = SparkSession.builder.getOrCreate()  # the lake fixture's session (Delta enabled)
+    spark = lake.session()
     base = f"{streamed.warehouse}/bronze/pipeline_{streamed.id}"
     bronze = spark.read.format("delta").load(f"{base}/events")
     quarantine = spark.read.format("delta").load(f"{base}/quarantine")
@@ -195,14 +194,12 @@ def test_a_sql_client_selects_from_the_lake_tables_and_every_model(
     assert top["alerts"] == max(Counter((r.rule_id, r.hour[:10]) for r in pg).values())
 
 
-def test_lake_change_sensor_sees_the_streams_delta_versions(streamed: Streamed) -> None:
+def test_lake_change_sensor_sees_the_streams_delta_versions(lake: Lake, streamed: Streamed) -> None:
     """The sensor that rebuilds the marts on new commits reads the versions Spark reports."""
-    from pyspark.sql import SparkSession
-
     from orchestration.dbt_assets import lake_versions
     from orchestration.resources import CatalogResource, LakeResource, ObjectStoreResource
 
-    spark = SparkSession.builder.getOrCreate()
+    spark = lake.session()
     versions = lake_versions(CatalogResource(), LakeResource(warehouse_root=streamed.warehouse),
                              ObjectStoreResource())
     tables = LakeResource(warehouse_root=streamed.warehouse).tables(streamed.id)

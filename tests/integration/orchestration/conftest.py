@@ -4,7 +4,7 @@ pointed at the S3 stand-in on 127.0.0.1:9000 (bucket created per session)."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from typing import Any
 
 import boto3
 import pytest
@@ -44,10 +44,10 @@ def bucket() -> str:
     return name
 
 
-@pytest.fixture(scope="session")
-def spark() -> Iterator:
-    session = LakeResource(spark_master="local[2]").session("sentinel-orch-tests", s3a_conf())
-    yield session
+@pytest.fixture(scope="module")
+def spark(spark_slot) -> Any:
+    return spark_slot.acquire("orchestration", lambda: LakeResource(
+        spark_master="local[2]").session("sentinel-orch-tests", s3a_conf()))
 
 
 def write_small_files(spark, path: str, batches: int, rows: int = 20) -> int:

@@ -252,8 +252,8 @@ def job_factory(tmp_path: Path) -> Iterator[Callable[..., JobProcess]]:
         job.stop()
 
 
-@pytest.fixture(scope="session")
-def spark_reader():
+@pytest.fixture(scope="module")
+def spark_reader(spark_slot):
     """A Spark session in the test process to read the Delta tables (local and s3a)."""
     from catalog.settings import Settings
     from streaming.session import build_session
@@ -261,7 +261,8 @@ def spark_reader():
     os.environ.setdefault("JAVA_TOOL_OPTIONS", TEST_JAVA_OPTIONS)
     settings = Settings(s3_endpoint=S3_ENDPOINT, s3_access_key_id="testing",
                         s3_secret_access_key="testing", spark_master="local[1]")
-    return build_session("sentinel-it-reader", settings=settings, shuffle_partitions=1)
+    return spark_slot.acquire("reader", lambda: build_session(
+        "sentinel-it-reader", settings=settings, shuffle_partitions=1))
 
 
 def committed_offsets(checkpoint_files: Callable[[str], dict[str, str]]) -> int:

@@ -13,17 +13,16 @@ KAFKA_SCHEMA = (
 KAFKA_TS = dt.datetime(2026, 3, 1, 10, 0, 0)
 
 
-@pytest.fixture(scope="session")
-def spark():
+@pytest.fixture(scope="module")
+def spark(spark_slot):
+    """Started by the first module that needs it and kept while no other suite's driver runs."""
     import os
 
     from streaming.session import build_session
 
     os.environ.setdefault("JAVA_TOOL_OPTIONS", "-XX:TieredStopAtLevel=1")
-
-    session = build_session("sentinel-unit-tests", delta=False, jars=False, shuffle_partitions=2)
-    yield session
-    session.stop()
+    return spark_slot.acquire("unit", lambda: build_session(
+        "sentinel-unit-tests", delta=False, jars=False, shuffle_partitions=2))
 
 
 @pytest.fixture()
