@@ -67,6 +67,10 @@ class Settings(BaseSettings):
     stream_backoff_seconds: float = 30
     stream_backoff_max_seconds: float = 600
     stream_heartbeat_seconds: float = 60
+    stream_stop_grace_seconds: float = Field(
+        default=90, ge=0, description="a paused or stopped pipeline's stream (or one on an old "
+        "schema version) stops itself after its batch; the watcher terminates its run only when "
+        "it is still live this long after the change")
     stream_shared_app: bool = Field(
         default=False, description="run every pipeline's query in one shared Spark application "
         "(python -m streaming.host) instead of one streaming.job process per pipeline")

@@ -41,6 +41,7 @@ def build_definitions() -> Definitions:
                 backoff_base_seconds=settings.stream_backoff_seconds,
                 backoff_max_seconds=settings.stream_backoff_max_seconds,
                 heartbeat_seconds=settings.stream_heartbeat_seconds,
+                stop_grace_seconds=settings.stream_stop_grace_seconds,
                 only_names_like=settings.watch_pipelines_like,
             ),
             "lake": LakeResource(spark_master=settings.compaction_spark_master),

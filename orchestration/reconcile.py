@@ -3,8 +3,10 @@
 Pure functions, no Dagster and no database: the sensor gathers the facts, this module decides.
 Rules, per pipeline:
 
-- paused/stopped → terminate its live runs;
-- active, a live run on an older schema version → terminate it (relaunched once it ended);
+- paused/stopped → its stream stops itself after its batch; live runs still there
+  ``stop_grace_seconds`` after the change are terminated (terminating a run that is just
+  ending on its own would turn its success into a failure);
+- active, a live run on an older schema version → the same, then relaunched once it ended;
 - active, a live run → nothing; a stream still heart-beating in ``stream_runs`` (started outside
   Dagster, or whose run ended before its process did) → nothing: never two streams at once;
 - active, no live run → launch; after failures, relaunch with exponential backoff, and past
@@ -65,6 +67,7 @@ class Policy:
     backoff_base_seconds: float = 30.0
     backoff_max_seconds: float = 600.0
     heartbeat_seconds: float = 60.0
+    stop_grace_seconds: float = 90.0
 
     def backoff(self, failures: int) -> timedelta:
         """Wait before relaunch number ``failures + 1`` (30 s, 60 s, 120 s … up to the max)."""
@@ -152,6 +155,12 @@ def _alive_stream(
     return None
 
 
+def _stopping(p: DesiredPipeline, r: ObservedRun, why: str, grace: timedelta) -> Wait:
+    left = int(grace.total_seconds()) + 1
+    return Wait(p.id, f"pipeline {p.id}: run {r.run_id[:8]} stopping by itself ({why}); "
+                      f"terminated if still live in {left}s")
+
+
 def reconcile_pipeline(
     p: DesiredPipeline,
     runs: Sequence[ObservedRun],
@@ -161,13 +170,21 @@ def reconcile_pipeline(
 ) -> list[Action]:
     """The actions for one pipeline; ``runs`` are its runs, newest first."""
     live = [r for r in runs if r.status in LIVE_STATUSES]
+    grace = p.updated_at + timedelta(seconds=policy.stop_grace_seconds) - now
     if p.status != "active":
+        ending = [r for r in live if r.status != CANCELING]
+        if ending and grace > timedelta(0):
+            return [_stopping(p, ending[0], f"pipeline is {p.status}", grace)]
         stop: list[Action] = [Terminate(p.id, r.run_id, f"pipeline is {p.status}")
-                              for r in live if r.status != CANCELING]
+                              for r in ending]
         return stop or [Wait(p.id, f"pipeline {p.id} is {p.status}: no stream to stop")]
     outdated = [r for r in live if r.schema_version != p.schema_version]
+    ending = [r for r in outdated if r.status != CANCELING]
+    if ending and grace > timedelta(0):
+        return [_stopping(p, ending[0], f"schema version {ending[0].schema_version} -> "
+                                        f"{p.schema_version}", grace)]
     stop = [Terminate(p.id, r.run_id, f"schema version {r.schema_version} -> {p.schema_version}")
-            for r in outdated if r.status != CANCELING]
+            for r in ending]
     if stop:
         return stop
     if live:

@@ -56,12 +56,13 @@ class StreamPolicyResource(ConfigurableResource):
     backoff_base_seconds: float = 30.0
     backoff_max_seconds: float = 600.0
     heartbeat_seconds: float = 60.0
+    stop_grace_seconds: float = 90.0
     # SQL LIKE pattern on pipeline names: lets a deployment (or a test) own only some pipelines
     only_names_like: str | None = None
 
     def policy(self) -> Policy:
         return Policy(self.max_attempts, self.backoff_base_seconds, self.backoff_max_seconds,
-                      self.heartbeat_seconds)
+                      self.heartbeat_seconds, self.stop_grace_seconds)
 
 
 class ObjectStoreResource(ConfigurableResource):

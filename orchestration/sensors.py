@@ -96,6 +96,9 @@ def observe_runs(instance, pipeline_ids: list[int], history: int) -> list:
 
 
 def _terminate(context: SensorEvaluationContext, action: Terminate) -> None:
+    run = context.instance.get_run_by_id(action.run_id)
+    if run is None or run.is_finished:  # it ended on its own since the runs were read
+        return
     context.log.info("terminating run %s of pipeline %s: %s", action.run_id, action.pipeline_id,
                      action.reason)
     try:

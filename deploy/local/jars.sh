@@ -70,3 +70,21 @@ ensure_class_archive() {
   "$PY" -m streaming.class_archive ||
     warn "no Spark class archive: Spark drivers start without it (python -m streaming.class_archive)"
 }
+
+# The same in the background while the services start (it needs only the venv and the jars, and
+# the services mostly wait on disk and ports); finish_class_archive waits for it and shows its
+# output. Nothing here starts a Spark driver before it is finished.
+CLASS_ARCHIVE_PID=""
+start_class_archive() {
+  local log="$LOG_DIR/class-archive.log"
+  mkdir -p "$LOG_DIR"
+  ensure_class_archive >"$log" 2>&1 &
+  CLASS_ARCHIVE_PID=$!
+  info "building in the background (pid $CLASS_ARCHIVE_PID, log: $log)"
+}
+finish_class_archive() {
+  [[ -n "$CLASS_ARCHIVE_PID" ]] || return 0
+  wait "$CLASS_ARCHIVE_PID" || true  # ensure_class_archive only warns
+  CLASS_ARCHIVE_PID=""
+  sed 's/^/    /' "$LOG_DIR/class-archive.log"
+}

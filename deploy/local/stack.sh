@@ -38,7 +38,7 @@ migrate_all() { run_migrations && ensure_admin_key; }
 start_services() {
   step "python venv" ensure_venv
   step "jvm jars" ensure_jars
-  step "spark class archive" ensure_class_archive
+  step "spark class archive" start_class_archive
   step "postgres" postgres_all
   step "catalog migrations" migrate_all
   step "redis" start_redis
@@ -53,6 +53,7 @@ start_services() {
       step "superset venv" ensure_superset_venv
     fi
   fi
+  step "spark class archive (wait)" finish_class_archive
 }
 
 summary() {

@@ -111,7 +111,10 @@ def test_paused_pipeline_run_is_canceled(instance, make_pipeline):
     pid = make_pipeline("active")
     run = add_run(instance, pid, DagsterRunStatus.STARTED)
     set_status(pid, "paused")
-    result = evaluate(instance)
+    # the stream stops itself after its batch: within the grace period the watcher only waits
+    assert f"run {run.run_id[:8]} stopping by itself" in skip_text(evaluate(instance))
+    assert instance.get_run_by_id(run.run_id).status == DagsterRunStatus.STARTED
+    result = evaluate(instance, stop_grace_seconds=0)  # still live after it: terminated
     assert not requests_for(result, pid)
     assert f"pipeline {pid}: terminating run {run.run_id[:8]}" in skip_text(result)
     # no run worker to signal in this test: the run waits in CANCELING for run monitoring
@@ -123,9 +126,10 @@ def test_schema_change_cancels_and_relaunches(instance, make_pipeline):
     pid = make_pipeline("active")
     old = add_run(instance, pid, DagsterRunStatus.STARTED, version=1)
     set_status(pid, "active", schema_version=2)
-    evaluate(instance)
+    assert "stopping by itself (schema version 1 -> 2)" in skip_text(evaluate(instance))
+    evaluate(instance, stop_grace_seconds=0)
     assert instance.get_run_by_id(old.run_id).status == DagsterRunStatus.CANCELING
-    assert "stopping" in skip_text(evaluate(instance))  # never two writers at once
+    assert "stopping" in skip_text(evaluate(instance, stop_grace_seconds=0))  # one writer only
     instance.report_run_canceled(instance.get_run_by_id(old.run_id))
     (req,) = requests_for(evaluate(instance), pid)
     assert req.tags[SCHEMA_TAG] == "2"

@@ -27,8 +27,9 @@ POLICY = Policy(max_attempts=3, backoff_base_seconds=30, backoff_max_seconds=100
                 heartbeat_seconds=60)
 
 
-def pipeline(status: str = "active", version: int = 1, pid: int = 1) -> DesiredPipeline:
-    return DesiredPipeline(pid, status, version, CHANGED)
+def pipeline(status: str = "active", version: int = 1, pid: int = 1,
+             changed: datetime = CHANGED) -> DesiredPipeline:
+    return DesiredPipeline(pid, status, version, changed)
 
 
 def run(status: str, *, rid: str = "run-a", version: int | None = 1, ago: float = 600,
@@ -67,6 +68,28 @@ def test_paused_or_stopped_terminates_live_runs(desired):
         Terminate(1, "r1", f"pipeline is {desired}"),
         Terminate(1, "r2", f"pipeline is {desired}"),
     ]
+
+
+@pytest.mark.parametrize("desired", ["paused", "stopped"])
+def test_a_stream_gets_the_grace_period_to_stop_by_itself(desired):
+    """Terminating a run that is just ending on its own would turn its success into a failure:
+    within ``stop_grace_seconds`` of the change the watcher only waits."""
+    grace = POLICY.stop_grace_seconds
+    just = pipeline(desired, changed=NOW - timedelta(seconds=grace - 5))
+    (action,) = decide([just], [run("STARTED", rid="r1")])
+    assert isinstance(action, Wait)
+    assert "stopping by itself" in action.reason and "in 6s" in action.reason
+    late = pipeline(desired, changed=NOW - timedelta(seconds=grace))
+    assert decide([late], [run("STARTED", rid="r1")]) == [
+        Terminate(1, "r1", f"pipeline is {desired}")]
+
+
+def test_an_old_schema_versions_stream_gets_the_grace_period_too():
+    just = pipeline(version=2, changed=NOW - timedelta(seconds=1))
+    (action,) = decide([just], [run("STARTED", version=1)])
+    assert isinstance(action, Wait) and "schema version 1 -> 2" in action.reason
+    (action,) = decide([just], [run("CANCELED", version=1)])  # ended: relaunch at once
+    assert isinstance(action, Launch) and action.schema_version == 2
 
 
 def test_paused_without_live_run_waits():
