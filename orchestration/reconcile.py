@@ -17,7 +17,7 @@ Rules, per pipeline:
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -155,10 +155,15 @@ def _alive_stream(
     return None
 
 
-def _stopping(p: DesiredPipeline, r: ObservedRun, why: str, grace: timedelta) -> Wait:
-    left = int(grace.total_seconds()) + 1
-    return Wait(p.id, f"pipeline {p.id}: run {r.run_id[:8]} stopping by itself ({why}); "
-                      f"terminated if still live in {left}s")
+def _stop(p: DesiredPipeline, ending: Sequence[ObservedRun], why: Callable[[ObservedRun], str],
+          grace: timedelta) -> list[Action]:
+    """Terminate ``ending`` (live runs the change ends), but only once ``grace`` has run out:
+    until then their streams are stopping by themselves."""
+    if ending and grace > timedelta(0):
+        r, left = ending[0], int(grace.total_seconds()) + 1
+        return [Wait(p.id, f"pipeline {p.id}: run {r.run_id[:8]} stopping by itself ({why(r)}); "
+                           f"terminated if still live in {left}s")]
+    return [Terminate(p.id, r.run_id, why(r)) for r in ending]
 
 
 def reconcile_pipeline(
@@ -172,19 +177,12 @@ def reconcile_pipeline(
     live = [r for r in runs if r.status in LIVE_STATUSES]
     grace = p.updated_at + timedelta(seconds=policy.stop_grace_seconds) - now
     if p.status != "active":
-        ending = [r for r in live if r.status != CANCELING]
-        if ending and grace > timedelta(0):
-            return [_stopping(p, ending[0], f"pipeline is {p.status}", grace)]
-        stop: list[Action] = [Terminate(p.id, r.run_id, f"pipeline is {p.status}")
-                              for r in ending]
+        stop = _stop(p, [r for r in live if r.status != CANCELING],
+                     lambda r: f"pipeline is {p.status}", grace)
         return stop or [Wait(p.id, f"pipeline {p.id} is {p.status}: no stream to stop")]
     outdated = [r for r in live if r.schema_version != p.schema_version]
-    ending = [r for r in outdated if r.status != CANCELING]
-    if ending and grace > timedelta(0):
-        return [_stopping(p, ending[0], f"schema version {ending[0].schema_version} -> "
-                                        f"{p.schema_version}", grace)]
-    stop = [Terminate(p.id, r.run_id, f"schema version {r.schema_version} -> {p.schema_version}")
-            for r in ending]
+    stop = _stop(p, [r for r in outdated if r.status != CANCELING],
+                 lambda r: f"schema version {r.schema_version} -> {p.schema_version}", grace)
     if stop:
         return stop
     if live:

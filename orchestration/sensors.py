@@ -95,16 +95,18 @@ def observe_runs(instance, pipeline_ids: list[int], history: int) -> list:
     return list(records.values())
 
 
-def _terminate(context: SensorEvaluationContext, action: Terminate) -> None:
+def _terminate(context: SensorEvaluationContext, action: Terminate) -> bool:
+    """Cancel the run unless it ended on its own since the runs were read (False then)."""
     run = context.instance.get_run_by_id(action.run_id)
-    if run is None or run.is_finished:  # it ended on its own since the runs were read
-        return
+    if run is None or run.is_finished:
+        return False
     context.log.info("terminating run %s of pipeline %s: %s", action.run_id, action.pipeline_id,
                      action.reason)
     try:
         context.instance.run_coordinator.cancel_run(action.run_id)
     except Exception as exc:  # a run already gone must not stop the other decisions
         context.log.warning("could not terminate run %s: %s", action.run_id, exc)
+    return True
 
 
 @sensor(
@@ -143,8 +145,8 @@ def pipeline_watcher(
                 tags={PIPELINE_TAG: str(a.pipeline_id), SCHEMA_TAG: str(a.schema_version),
                       KIND_TAG: "stream", "sentinel/attempt": str(a.attempt)}))
         elif isinstance(a, Terminate):
-            _terminate(context, a)
-            waits.append(f"pipeline {a.pipeline_id}: terminating run {a.run_id[:8]} ({a.reason})")
+            what = "terminating run" if _terminate(context, a) else "run ended by itself:"
+            waits.append(f"pipeline {a.pipeline_id}: {what} {a.run_id[:8]} ({a.reason})")
         elif isinstance(a, MarkFailing):
             waits.append(f"pipeline {a.pipeline_id}: FAILING after {a.attempts} attempts, "
                          f"not relaunched: {error_summary(a.error)}")

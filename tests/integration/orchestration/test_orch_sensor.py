@@ -18,8 +18,9 @@ from sqlalchemy import delete, func, insert, select, update
 from catalog.db import get_engine
 from catalog.tables import pipelines, stream_runs
 from orchestration.jobs import PIPELINE_TAG, SCHEMA_TAG, stream_pipeline, stream_run_config
+from orchestration.reconcile import Terminate
 from orchestration.resources import CatalogResource, StreamPolicyResource
-from orchestration.sensors import pipeline_watcher
+from orchestration.sensors import _terminate, pipeline_watcher
 from tests.support import auth
 
 pytestmark = pytest.mark.integration
@@ -120,6 +121,19 @@ def test_paused_pipeline_run_is_canceled(instance, make_pipeline):
     # no run worker to signal in this test: the run waits in CANCELING for run monitoring
     assert instance.get_run_by_id(run.run_id).status == DagsterRunStatus.CANCELING
     assert "is paused: no stream to stop" in skip_text(evaluate(instance))
+
+
+def test_a_run_that_ended_since_the_read_is_not_terminated(instance, make_pipeline):
+    """The watcher reads the runs, decides, then cancels: a run that succeeded in between (its
+    stream saw the pause itself) must stay a success, not become CANCELING then FAILURE."""
+    pid = make_pipeline("paused")
+    done = add_run(instance, pid, DagsterRunStatus.SUCCESS)
+    live = add_run(instance, pid, DagsterRunStatus.STARTED)
+    with build_sensor_context(instance=instance) as ctx:
+        assert not _terminate(ctx, Terminate(pid, done.run_id, "pipeline is paused"))
+        assert _terminate(ctx, Terminate(pid, live.run_id, "pipeline is paused"))
+    assert instance.get_run_by_id(done.run_id).status == DagsterRunStatus.SUCCESS
+    assert instance.get_run_by_id(live.run_id).status == DagsterRunStatus.CANCELING
 
 
 def test_schema_change_cancels_and_relaunches(instance, make_pipeline):
