@@ -40,6 +40,18 @@ PORT = int(os.environ.get("SENTINEL_THRIFT_PORT", "10000"))
 BUILD_FROM = "2026-01-01"  # first day partition dagster_build rebuilds
 
 
+def sql_endpoint_log(lines: int = 40) -> str:
+    """The Thrift Server log's last errors and exceptions: why a dbt statement lost its session
+    (appended to the build fixtures' failure messages)."""
+    home = Path(os.environ.get("SENTINEL_HOME") or ROOT / ".sentinel")
+    log = home / "logs" / "thrift.log"
+    if not log.exists():
+        return f"(no {log})"
+    picked = [line for line in log.read_text(errors="replace").splitlines()
+              if any(w in line for w in ("ERROR", "Exception", "Error:"))]
+    return f"---- {log}, last errors and exceptions ----\n" + "\n".join(picked[-lines:])
+
+
 def port_open(host: str, port: int) -> bool:
     try:
         with socket.create_connection((host, port), timeout=2):
@@ -235,7 +247,7 @@ def dagster_build(lake: Lake, streamed: Streamed, incremental: Incremental,
          "--select", "group:lakehouse_models", "--partition-range", days],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=1700)
     output = proc.stdout[-4000:] + proc.stderr[-8000:]
-    assert proc.returncode == 0, output
+    assert proc.returncode == 0, f"{output}\n{sql_endpoint_log()}"
     with DagsterInstance.from_config(str(home)) as instance:
         (run,) = instance.get_runs()
         events = [r.dagster_event for r in instance.all_logs(run.run_id) if r.dagster_event]

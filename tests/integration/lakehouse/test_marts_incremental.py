@@ -23,7 +23,13 @@ from typing import Any
 import pytest
 
 from catalog.lakehouse_tables import Sql, connect
-from tests.integration.lakehouse.conftest import ROOT, DagsterBuild, Incremental, Lake
+from tests.integration.lakehouse.conftest import (
+    ROOT,
+    DagsterBuild,
+    Incremental,
+    Lake,
+    sql_endpoint_log,
+)
 from tests.integration.lakehouse.lake_data import (
     BASE,
     LakePipeline,
@@ -56,7 +62,7 @@ def materialize(lake: Lake, home: Path, *partition_args: str) -> str:
          "orchestration.definitions", "--select", "group:lakehouse_models", *partition_args],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=1500)
     output = proc.stdout[-3000:] + proc.stderr[-6000:]
-    assert proc.returncode == 0, output
+    assert proc.returncode == 0, f"{output}\n{sql_endpoint_log()}"
     return output
 
 

@@ -32,6 +32,7 @@ from tests.integration.lakehouse.conftest import (  # noqa: F401  (fixtures reus
     Lake,
     lake,
     lake_prefix,
+    sql_endpoint_log,
     thrift_endpoint,
 )
 
@@ -125,7 +126,8 @@ def dbt_run(prefix: str, tmp: Path) -> None:
         [str(exe), "run", "--project-dir", str(project), "--profiles-dir", str(project),
          "--target-path", str(tmp / "target"), "--log-path", str(tmp / "logs")],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200)
-    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]
+    assert proc.returncode == 0, (
+        f"{proc.stdout[-6000:]}{proc.stderr[-2000:]}\n{sql_endpoint_log()}")
 
 
 def insert_alerts(lake: Lake) -> list[dict]:  # noqa: F811
