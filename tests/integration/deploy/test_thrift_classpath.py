@@ -9,6 +9,7 @@ Hive client; without the jar that handler thread dies with NoClassDefFoundError 
 
 from __future__ import annotations
 
+import runpy
 import subprocess
 import sys
 from pathlib import Path
@@ -34,12 +35,12 @@ def thrift_classpath(tmp: Path) -> list[str]:
     """pyspark's jars + the driver classpath the Thrift Server is started with."""
     import pyspark
 
-    proc = subprocess.run([sys.executable, str(ROOT / "deploy" / "spark" / "thrift_conf.py"),
-                           str(tmp / "conf"), "--port", "10999"],
+    script = ROOT / "deploy" / "spark" / "thrift_conf.py"
+    proc = subprocess.run([sys.executable, str(script), str(tmp / "conf"), "--port", "10999"],
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    conf = dict(line.split(" ", 1) for line in
-                (tmp / "conf" / "spark-defaults.conf").read_text().splitlines() if " " in line)
+    read_static = runpy.run_path(str(script))["read_static"]  # the script's own conf reader
+    conf = read_static(tmp / "conf" / "spark-defaults.conf")
     ours = conf.get("spark.driver.extraClassPath", "").split(":")
     return [str(Path(pyspark.__file__).parent / "jars" / "*"), *filter(None, ours)]
 

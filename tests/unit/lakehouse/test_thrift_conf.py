@@ -46,10 +46,8 @@ def test_conf_dir_has_metastore_port_delta_and_private_s3_secret(tmp_path, monke
     assert "spark.sql.catalogImplementation hive" in text
     assert "spark.sql.warehouse.dir s3a://sentinel/gold" in text
     assert "spark.hadoop.fs.s3a.secret.key very-secret-value" in text
-    static = dict(line.split(None, 1) for line in
-                  (ROOT / "deploy" / "spark" / "thrift-server.conf").read_text().splitlines()
-                  if line.strip() and not line.startswith("#"))
-    assert f"spark.driver.memory {static['spark.driver.memory'].strip()}" in text
+    static = module.read_static(ROOT / "deploy" / "spark" / "thrift-server.conf")
+    assert f"spark.driver.memory {static['spark.driver.memory']}" in text
     assert "\nspark.jars " not in text  # local master: jars on the driver classpath instead
     hive = (conf_dir / "hive-site.xml").read_text()
     assert "<name>hive.server2.thrift.port</name><value>10123</value>" in hive
