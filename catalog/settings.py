@@ -59,8 +59,24 @@ class Settings(BaseSettings):
     spark_class_archive: bool = Field(
         default=True, description="Spark drivers map the JVM class-data archive built by "
         "`python -m streaming.class_archive` (faster stream starts)")
-    trigger_interval_seconds: float = 2.0
+    trigger_interval_seconds: float = Field(
+        default=20.0, ge=0, description="the archive's micro-batch trigger (bronze, quarantine, "
+        "silver alerts); alerts reach Postgres and Redis through the detect path regardless")
     max_offsets_per_trigger: int = 200_000
+    detect_checkpoint_seconds: float = Field(
+        default=30.0, gt=0, description="the detect query's real-time batch length: how often "
+        "it checkpoints its Kafka offsets (records are processed as they arrive)")
+    rule_poll_seconds: float = Field(
+        default=0.5, gt=0, description="how often a stream checks the catalog for rule changes")
+    alerts_topic_prefix: str = Field(
+        default="sentinel-alerts.", description="a pipeline's alerts topic is this + the name "
+        "of its events topic")
+    archive_task_slots: int = Field(
+        default=2, ge=1, description="local task slots beside the detect queries' (one per "
+        "Kafka partition) for the archive's micro-batches")
+    stream_host_task_slots: int = Field(
+        default=48, ge=2, description="local task slots of the shared stream host (each "
+        "pipeline's detect query holds one per partition of its topic)")
 
     # Orchestration (Dagster): stream supervision and maintenance
     stream_max_attempts: int = 5

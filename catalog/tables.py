@@ -155,6 +155,7 @@ stream_runs = Table(
     Column("alerts", BigInteger, nullable=False, server_default="0"),
     Column("quarantined", BigInteger, nullable=False, server_default="0"),
     Column("kafka_lag", BigInteger, nullable=True),
+    Column("rules_version", BigInteger, nullable=True),
     Column("restarts", Integer, nullable=False, server_default="0"),
     Column("last_error", Text, nullable=True),
     Index("ix_stream_runs_pipeline_started", "pipeline_id", "started_at"),

@@ -32,7 +32,7 @@ from typing import Any
 from catalog.settings import get_settings
 from streaming.job import PipelineQuery
 from streaming.pipeline import load_pipeline
-from streaming.session import build_session
+from streaming.session import build_session, local_slots
 
 log = logging.getLogger("streaming.host")
 
@@ -254,7 +254,8 @@ def main() -> int:
     server = ThreadingHTTPServer(("127.0.0.1", settings.stream_host_port),
                                  BaseHTTPRequestHandler)
     server.daemon_threads = True
-    host = StreamHost(build_session("sentinel-stream-host"),
+    master = local_slots(settings.spark_master, settings.stream_host_task_slots)
+    host = StreamHost(build_session("sentinel-stream-host", master=master),
                       idle_seconds=settings.stream_host_idle_seconds)
     server.RequestHandlerClass = _handler(host)
     pid_file = settings.home / "run" / "stream-host.pid"

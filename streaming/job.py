@@ -1,14 +1,22 @@
-"""``python -m streaming.job --pipeline-id N [--pipeline-id M ...]``: pipelines' streaming queries.
+"""``python -m streaming.job --pipeline-id N [--pipeline-id M ...]``: pipelines' stream processes.
 
-Each pipeline is one query: Kafka topic → ``foreachBatch(process_batch)`` on a processing-time
-trigger, with the checkpoint under ``<warehouse>/_checkpoints/pipeline_<id>`` and its own
-``stream_runs`` row (DESIGN §6-§7). Several ``--pipeline-id`` run as several queries in ONE Spark
-application (one JVM for all; what lets ten pipelines share a small machine); one is what the
-Dagster ``stream_pipeline`` run starts. A watcher thread per query polls the catalog every
-trigger: when its pipeline is paused/stopped/deleted or its schema version changed (or on
-SIGTERM/SIGINT, for every query) it lets the current batch finish and stops that query; the
-others keep running. The job exits when every query has ended: 0 if all stopped on request,
-1 if one failed (a sink down past its retries); the restarted job replays uncommitted batches.
+Each pipeline runs three parts in this process (one Spark application for all its pipelines):
+
+- **detect**: a real-time-mode query (``streaming.detect``) that turns each event into its
+  alerts on the pipeline's alerts topic within milliseconds; a rule change (the catalog's
+  ``rules_version``, polled every ``SENTINEL_RULE_POLL_SECONDS``) restarts it in this JVM on the
+  same checkpoint;
+- **fan-out**: a consumer of the alerts topic writing Postgres and Redis (``streaming.fanout``);
+- **archive**: a micro-batch query (``foreachBatch(archive.process_batch)``, trigger
+  ``SENTINEL_TRIGGER_INTERVAL_SECONDS``) writing bronze, quarantine and silver alerts.
+
+Checkpoints live under ``<warehouse>/_checkpoints/pipeline_<id>/{detect,archive}``; each
+pipeline has its own ``stream_runs`` row. A watcher thread per pipeline polls the catalog: when
+the pipeline is paused/stopped/deleted or its schema version changed (or on SIGTERM/SIGINT) it
+stops detect, lets the fan-out write what detect emitted, lets the archive finish its batch and
+stops it. The job exits when every pipeline has ended: 0 if all stopped on request, 1 if a part
+failed (a sink down past its retries); the restarted job resumes from the checkpoints and the
+committed fan-out offsets, and every sink ignores what it already holds.
 """
 
 from __future__ import annotations
@@ -21,12 +29,15 @@ import threading
 
 from catalog.settings import get_settings
 from streaming import progress
-from streaming.batch import BatchContext, process_batch, table_frames
+from streaming.archive import BatchContext, process_batch, table_frames
+from streaming.detect import Detector, alerts_topic, analysable, recent_events
+from streaming.fanout import Fanout
 from streaming.pipeline import Paths, Pipeline, load_pipeline
 from streaming.rules import RuleCache
-from streaming.session import build_session
+from streaming.session import build_session, local_slots
 from streaming.sinks import delta
 from streaming.sinks.redis_sink import RedisAlertSink
+from streaming.topics import ensure_topic, partitions
 from streaming.watcher import StopController
 
 log = logging.getLogger("streaming.job")
@@ -49,12 +60,50 @@ def _ensure_tables(spark, ctx: BatchContext) -> None:
     delta.ensure_table(frames["alerts"], ctx.paths.alerts)
 
 
-class PipelineQuery:
-    """One pipeline's streaming query in a shared Spark application, and its ``stream_runs`` row.
+def detect_slots(pipeline: Pipeline) -> int:
+    """Task slots the pipeline's detect query holds: one per partition of its topic."""
+    return partitions(get_settings().kafka_bootstrap_servers, pipeline.topic)
 
-    ``start`` creates the Delta tables if needed and starts the query; ``wait`` blocks until it
-    ended and records how (0 stopped on request, 1 failed). ``request_stop`` finishes the
-    running batch first.
+
+class RuleWatcher:
+    """Keeps the detect query's rules equal to the catalog's active, analysable rules."""
+
+    def __init__(self, pipeline: Pipeline, detector: Detector, frame, run_id: int | None,
+                 interval: float) -> None:
+        self.cache = RuleCache(pipeline.id)
+        self.detector = detector
+        self.frame = frame
+        self.run_id = run_id
+        self.interval = interval
+        self._stop = threading.Event()
+
+    def current(self):
+        """The rules to run now (the catalog is read only when its rule version moved)."""
+        runnable = self.cache.refresh(self.frame)
+        return runnable
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                if self.detector.reload(self.current()) and self.run_id is not None:
+                    progress.set_rules_version(self.run_id, self.cache.version)
+            except Exception as exc:  # a catalog hiccup must not stop detection
+                log.warning("rule watcher: %s", exc)
+
+    def start(self) -> None:
+        threading.Thread(target=self._loop, name="rule-watcher", daemon=True).start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+class PipelineQuery:
+    """One pipeline's detect, fan-out and archive in a shared Spark application, and its
+    ``stream_runs`` row.
+
+    ``start`` creates the Delta tables and the alerts topic if needed and starts the three
+    parts; ``wait`` blocks until they ended and records how (0 stopped on request, 1 failed).
+    ``request_stop`` stops detect, drains the fan-out and lets the archive finish its batch.
     """
 
     def __init__(self, spark, pipeline: Pipeline, *, trigger: float, max_offsets: int,
@@ -68,27 +117,47 @@ class PipelineQuery:
                                          dagster_run_id=dagster_run_id)
         self.control = StopController(pipeline, max(trigger, 1.0), self.run_id)  # ≤ 1 poll/s
         self.query = None
+        self.detector: Detector | None = None
+        self.fanout: Fanout | None = None
+        self.rules: RuleWatcher | None = None
 
     def start(self) -> None:
         try:
             self._start()
         except BaseException as exc:
             self._failed(exc)
+            self._stop_parts()
             raise
 
-    def _failed(self, exc: BaseException) -> None:
-        progress.set_status(self.run_id, "failed", error=f"{type(exc).__name__}: {exc}",
-                            ended=True)
+    def _failed(self, exc: BaseException | str) -> None:
+        error = exc if isinstance(exc, str) else f"{type(exc).__name__}: {exc}"
+        progress.set_status(self.run_id, "failed", error=error, ended=True)
 
     def _start(self) -> None:
         settings = get_settings()
         pipeline, control = self.pipeline, self.control
+        topic_out = alerts_topic(settings.alerts_topic_prefix, pipeline.topic)
+        ensure_topic(settings.kafka_bootstrap_servers, topic_out,
+                     partitions=partitions(settings.kafka_bootstrap_servers, pipeline.topic),
+                     replication=settings.kafka_replication_factor)
+        ctx = BatchContext(pipeline, self.paths, topic_out, run_id=self.run_id)
+        _ensure_tables(self.spark, ctx)
+
         redis_sink = RedisAlertSink.from_url(settings.redis_dsn,
                                              ttl_seconds=settings.redis_alert_ttl_seconds,
                                              stream_maxlen=settings.redis_stream_maxlen)
-        ctx = BatchContext(pipeline, self.paths, query_id="", rules=RuleCache(pipeline.id),
-                           redis=redis_sink, run_id=self.run_id)
-        _ensure_tables(self.spark, ctx)
+        self.fanout = Fanout(pipeline.id, topic_out, bootstrap=settings.kafka_bootstrap_servers,
+                             redis=redis_sink)
+        self.fanout.start()
+
+        self.detector = Detector(self.spark, pipeline, self.paths,
+                                 bootstrap=settings.kafka_bootstrap_servers, topic_out=topic_out,
+                                 interval=f"{settings.detect_checkpoint_seconds:g} seconds")
+        self.rules = RuleWatcher(pipeline, self.detector, analysable(self.spark, pipeline),
+                                 self.run_id, settings.rule_poll_seconds)
+        self.detector.start(self.rules.current())
+        progress.set_rules_version(self.run_id, self.rules.cache.version)
+        self.rules.start()
 
         def on_batch(df, batch_id: int) -> None:
             with control.batch():
@@ -98,40 +167,88 @@ class PipelineQuery:
         source = (
             self.spark.readStream.format("kafka")
             .option("kafka.bootstrap.servers", settings.kafka_bootstrap_servers)
-            .option("subscribe", pipeline.topic)
+            .option("subscribe", f"{pipeline.topic},{topic_out}")
             .option("startingOffsets", "earliest")
             .option("maxOffsetsPerTrigger", str(self.max_offsets))
             .option("failOnDataLoss", "false")
             .load()
         )
         self.query = (
-            source.writeStream.queryName(pipeline.slug)
+            source.writeStream.queryName(f"{pipeline.slug}_archive")
             .foreachBatch(on_batch)
-            .option("checkpointLocation", self.paths.checkpoint)
+            .option("checkpointLocation", f"{self.paths.checkpoint}/archive")
             .trigger(processingTime=f"{self.trigger} seconds")
             .start()
         )
-        control.attach(self.query)
+        control.attach(self.query, before_stop=self._stop_hot_path)
         progress.set_status(self.run_id, "running", query_id=str(self.query.id))
-        log.info("pipeline=%s topic=%s query=%s run=%s trigger=%ss checkpoint=%s",
-                 pipeline.id, pipeline.topic, self.query.id, self.run_id, self.trigger,
-                 self.paths.checkpoint)
+        log.info("pipeline=%s topic=%s alerts=%s archive query=%s run=%s trigger=%ss "
+                 "checkpoints=%s/{detect,archive}", pipeline.id, pipeline.topic, topic_out,
+                 self.query.id, self.run_id, self.trigger, self.paths.checkpoint)
         control.start()
+
+    def _stop_hot_path(self) -> None:
+        """Detect first, then the fan-out once it wrote what detect emitted."""
+        if self.rules is not None:
+            self.rules.stop()
+        if self.detector is not None:
+            self.detector.stop()
+        if self.fanout is not None:
+            if self.fanout.alive() and not self.fanout.drain(timeout=30):
+                log.warning("pipeline=%s fan-out did not drain in 30 s (it resumes from its "
+                            "committed offsets)", self.pipeline.id)
+            self.fanout.stop()
+
+    def _stop_parts(self) -> None:
+        self._stop_hot_path()
+        if self.query is not None and self.query.isActive:
+            self.query.stop()
 
     def request_stop(self, reason: str) -> None:
         self.control.request_stop(reason)
 
+    def _hot_path_failure(self) -> str | None:
+        if self.detector is not None and (error := self.detector.failure()):
+            return f"detect query failed: {error}"
+        if self.fanout is not None and self.fanout.error is not None:
+            return f"alert fan-out failed: {type(self.fanout.error).__name__}: " \
+                   f"{self.fanout.error}"
+        return None
+
+    def _isolate_failing_rules(self) -> bool:
+        """After the detect query died: mark the rules that fail at run time on the latest
+        events as errors and restart detect without them (False when none is to blame)."""
+        assert self.detector is not None and self.rules is not None
+        settings = get_settings()
+        sample = recent_events(self.spark, self.pipeline,
+                               bootstrap=settings.kafka_bootstrap_servers)
+        before = list(self.detector.rules)
+        remaining = self.rules.cache.drop_failing(sample)
+        if len(remaining) == len(before):
+            return False
+        self.detector.restart(remaining)
+        progress.set_rules_version(self.run_id, self.rules.cache.version)
+        return True
+
     def wait(self) -> int:
-        """Block until the query ended; record and return 0 (stopped) or 1 (failed)."""
+        """Block until the pipeline's parts ended; record and return 0 (stopped) or 1 (failed)."""
         assert self.query is not None, "start() first"
         control = self.control
         try:
             while not self.query.awaitTermination(1):
-                pass
+                if control.stopping or not (error := self._hot_path_failure()):
+                    continue
+                if error.startswith("detect") and self._isolate_failing_rules():
+                    continue
+                log.error("pipeline=%s %s", self.pipeline.id, error.splitlines()[0])
+                self._stop_parts()
+                self._failed(error)
+                return 1
         except Exception as exc:
             if not control.stopping:
-                log.error("pipeline=%s query failed: %s", self.pipeline.id,
+                log.error("pipeline=%s archive query failed: %s", self.pipeline.id,
                           str(exc).splitlines()[0] if str(exc) else exc)
+                self._stop_parts()
                 progress.set_status(self.run_id, "failed", error=str(exc), ended=True)
                 return 1
             log.info("pipeline=%s query ended by the stop request: %s", self.pipeline.id,
@@ -139,6 +256,7 @@ class PipelineQuery:
         except BaseException as exc:
             self._failed(exc)
             raise
+        self._stop_parts()
         progress.set_status(self.run_id, "stopped", ended=True,
                             error=None if control.reason == "signal" else control.reason)
         log.info("pipeline=%s stopped (%s)", self.pipeline.id, control.reason)
@@ -167,7 +285,10 @@ def run(pipeline_ids: int | list[int], *, trigger_seconds: float | None = None,
             else f"sentinel-streams-{len(pipelines)}")
     queries: list[PipelineQuery] = []
     try:
-        spark = build_session(name)
+        # Twice the detect slots: a restarted detect query's tasks can start while the
+        # interrupted ones are still winding down.
+        slots = 2 * sum(detect_slots(p) for p in pipelines) + settings.archive_task_slots
+        spark = build_session(name, master=local_slots(settings.spark_master, slots))
         for pipeline in pipelines:
             queries.append(PipelineQuery(spark, pipeline, trigger=trigger, max_offsets=offsets,
                                          dagster_run_id=dagster_run_id))

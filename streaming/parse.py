@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import (
     DateType,
@@ -44,7 +44,18 @@ TIMESTAMP_RE = (
 )
 DATE_RE = r"^\d{4}-\d{2}-\d{2}$"
 _AS_TEXT = (TimestampType, DateType)
+KAFKA_SCHEMA = (
+    "key binary, value binary, topic string, partition int, offset long, "
+    "timestamp timestamp, timestampType int"
+)
 _OPTIONS = {"columnNameOfCorruptRecord": CORRUPT}
+
+
+def empty_kafka_frame(spark: SparkSession) -> DataFrame:
+    """A Kafka-source-shaped empty DataFrame, built without Python workers."""
+    return spark.range(0).selectExpr(
+        *[f"CAST(NULL AS {t}) AS {n}" for n, t in (c.split() for c in KAFKA_SCHEMA.split(", "))]
+    )
 
 
 def _q(name: str) -> str:

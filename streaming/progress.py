@@ -82,3 +82,13 @@ def record_lag(run_id: int, lag: int | None) -> None:
             .where(stream_runs.c.id == run_id)
             .values(kafka_lag=lag, updated_at=func.now())
         )
+
+
+def set_rules_version(run_id: int, version: int | None) -> None:
+    """The catalog rule version the run's detect query evaluates now."""
+    with get_engine().begin() as conn:
+        conn.execute(
+            update(stream_runs)
+            .where(stream_runs.c.id == run_id)
+            .values(rules_version=version, updated_at=func.now())
+        )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
@@ -34,6 +35,7 @@ class Rule:
     score: float | None
     description: str | None
     version: int
+    changed_at: datetime | None = None  # when this version was saved (the catalog's clock)
 
 
 def load_active_rules(pipeline_id: int) -> tuple[int, list[Rule]]:
@@ -48,7 +50,8 @@ def load_active_rules(pipeline_id: int) -> tuple[int, list[Rule]]:
             .order_by(rules.c.id)
         ).all()
     return version, [
-        Rule(r.id, r.rule_expression, r.severity, r.score, r.description, r.version)
+        Rule(r.id, r.rule_expression, r.severity, r.score, r.description, r.version,
+             r.updated_at)
         for r in rows
     ]
 

@@ -96,10 +96,19 @@ def _s3a_conf(settings: Settings) -> dict[str, str]:
     return conf
 
 
+def local_slots(master: str, needed: int) -> str:
+    """``local[*]`` widened to ``needed`` task slots (a real-time query holds one slot per
+    Kafka partition for as long as it runs); any other master is returned unchanged."""
+    if master != "local[*]":
+        return master
+    return f"local[{max(needed, os.cpu_count() or 1)}]"
+
+
 def build_session(
     app_name: str = "sentinel-streaming",
     *,
     settings: Settings | None = None,
+    master: str | None = None,
     delta: bool = True,
     jars: bool = True,
     shuffle_partitions: int = 4,
@@ -108,14 +117,15 @@ def build_session(
     """Get or create the process's SparkSession configured for Sentinel."""
     settings = settings or get_settings()
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    builder = SparkSession.builder.appName(app_name).master(settings.spark_master)
+    master = master or settings.spark_master
+    builder = SparkSession.builder.appName(app_name).master(master)
     conf = spark_conf(settings, delta=delta, jars=jars, shuffle_partitions=shuffle_partitions)
     conf.update(extra_conf or {})
     for key, value in conf.items():
         builder = builder.config(key, value)
     log.info(
         "spark session: master=%s jars=%d delta=%s object_store=%s",
-        settings.spark_master, len(spark_jars(settings)), delta, settings.uses_object_store,
+        master, len(spark_jars(settings)), delta, settings.uses_object_store,
     )
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from sqlalchemy import select
@@ -60,10 +60,13 @@ class StopController:
         self.stopping = False
         self._lock = threading.Lock()
         self._wake = threading.Event()
+        self._before_stop: Callable[[], None] | None = None
 
-    def attach(self, query) -> None:
+    def attach(self, query, before_stop: Callable[[], None] | None = None) -> None:
+        """Watch ``query`` (its batches hold the lock); ``before_stop`` runs first on a stop."""
         self.query = query
         self.query_id = str(query.id)
+        self._before_stop = before_stop
 
     @contextmanager
     def batch(self) -> Iterator[None]:
@@ -106,6 +109,11 @@ class StopController:
                 log.warning("watcher: %s", exc)
             self._wake.wait(self.interval)
         log.info("stop requested (%s): waiting for the running batch", self.reason)
+        if self._before_stop is not None:
+            try:
+                self._before_stop()
+            except Exception as exc:  # the archive must still stop
+                log.warning("stopping the hot path: %s", exc)
         with self._lock:
             self.stopping = True
         if self.query is not None:

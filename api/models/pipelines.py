@@ -87,4 +87,9 @@ class StreamHealth(BaseModel):
     pipeline_id: int
     pipeline_status: PipelineStatus
     state: str
+    rules_version: int | None = Field(
+        default=None, description="the rule version the running stream's detect path evaluates")
+    catalog_rules_version: int = Field(
+        description="the pipeline's latest rule version; equal to rules_version once a rule "
+        "change is in force")
     run: dict[str, object] | None

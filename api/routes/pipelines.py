@@ -164,6 +164,8 @@ def get_health(pipeline_id: PipelineId, engine: EngineDep, who: Viewer) -> Strea
         run = crud.latest_run(conn, pipeline_id=pipeline_id)
     state = "never_started" if run is None else str(run["status"])
     run_json = None if run is None else {k: v for k, v in run.items() if k != "pipeline_id"}
+    in_force = None if run is None or run["ended_at"] is not None else run["rules_version"]
     return StreamHealth(
-        pipeline_id=pipeline_id, pipeline_status=row["status"], state=state, run=run_json
+        pipeline_id=pipeline_id, pipeline_status=row["status"], state=state,
+        rules_version=in_force, catalog_rules_version=row["rules_version"], run=run_json,
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 
 from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
 
 from catalog.writer_lease import writer_lease
 from streaming.sinks.retry import with_retry
@@ -63,3 +64,23 @@ def ensure_table(empty: DataFrame, path: str, partition_by: list[str] | None = N
             return
         writer.save(path)
     log.info("created Delta table %s", path)
+
+
+def merge_new(df: DataFrame, path: str, *, key: str, since: tuple[str, int]) -> None:
+    """Insert the rows of ``df`` whose ``key`` the Delta table at ``path`` does not hold.
+
+    Idempotent by itself (a replayed batch inserts nothing). ``since`` = (column, lower bound):
+    a repeated row carries the same value of that column, so only table rows at or above the
+    bound are compared, which lets Delta skip older files.
+    """
+    from delta.tables import DeltaTable
+
+    column, bound = since
+    condition = (F.col(f"t.{key}") == F.col(f"s.{key}")) & (F.col(f"t.{column}") >= F.lit(bound))
+
+    def commit() -> None:
+        with writer_lease(path, owner=f"stream merge {path.rsplit('/', 1)[-1]}", timeout=600):
+            table = DeltaTable.forPath(df.sparkSession, path)
+            table.alias("t").merge(df.alias("s"), condition).whenNotMatchedInsertAll().execute()
+
+    with_retry(f"delta merge {path}", commit)

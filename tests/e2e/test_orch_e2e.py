@@ -118,7 +118,7 @@ def doomed(dagster, client, api_keys) -> int:
     """
     admin = auth(api_keys["admin"])
     pid = create_pipeline(client, admin, f"e2e-{dagster.uid}-doomed", status="paused")
-    checkpoint = dagster.warehouse / "_checkpoints" / f"pipeline_{pid}"
+    checkpoint = dagster.warehouse / "_checkpoints" / f"pipeline_{pid}" / "archive"
     checkpoint.mkdir(parents=True)
     (checkpoint / "metadata").write_text('{"id":"4f3c')  # cut off mid-write
     assert client.patch(f"/api/pipelines/{pid}/status", headers=admin,

@@ -112,7 +112,7 @@ def archive(catalog_db, tmp_path_factory) -> Any:
     job = JobProcess(pid, env, tmp / "stream.log")
     job.start()
     try:
-        checkpoint = local_checkpoint(tmp / "warehouse" / "_checkpoints" / f"pipeline_{pid}")
+        checkpoint = local_checkpoint(tmp / "warehouse" / "_checkpoints" / f"pipeline_{pid}" / "archive")
         took = wait_for(lambda: committed_offsets(checkpoint) == len(sent), 300,
                         "stream caught up", job)
         print(f"stream archived {len(sent)} records in {took:.1f}s")

@@ -1,0 +1,200 @@
+"""The hot detection path: Kafka → parse → every active rule in one projection → alerts topic.
+
+A Structured Streaming query in Spark's real-time mode (``trigger(realTime=…)``): one
+long-running task per Kafka partition evaluates each record as it arrives, so an alert leaves
+milliseconds after its event. The mode is stateless (no shuffle, no aggregation, no Python
+UDF) and its Kafka sink is at-least-once: every consumer of the alerts topic is idempotent on
+``alert_id``. Invalid records never alert (they only go to quarantine, on the lake path).
+
+The rules are part of the query plan, so a rule change stops the query and starts it again
+with the new projection on the same checkpoint (``Detector.reload``): nothing is skipped, and
+the records of the interrupted real-time batch are evaluated again (same alert ids).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+from dataclasses import replace
+from datetime import UTC
+
+from kafka import KafkaConsumer, TopicPartition
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from streaming.alerts import alert_message
+from streaming.parse import empty_kafka_frame, parse_kafka, valid_events
+from streaming.pipeline import Paths, Pipeline
+from streaming.rules import Rule, evaluate
+
+log = logging.getLogger(__name__)
+
+# Kafka source options the real-time mode refuses (RealTimeModeAllowlist and the Kafka source).
+MAX_TOPIC = 249
+REJECTED_OPTIONS = ("maxOffsetsPerTrigger", "minOffsetsPerTrigger", "maxTriggerDelay",
+                    "minPartitions")
+
+
+def alerts_topic(prefix: str, events_topic: str) -> str:
+    """The Kafka topic a pipeline's alerts travel on (keyed by event id): the prefix + the
+    events topic's name (unique like it), or + its hash when that would pass Kafka's 249."""
+    name = f"{prefix}{events_topic}"
+    if len(name) <= MAX_TOPIC:
+        return name
+    return f"{prefix}{hashlib.sha256(events_topic.encode()).hexdigest()[:32]}"
+
+
+def alert_records(kafka_df: DataFrame, pipeline: Pipeline, active: list[Rule]) -> DataFrame:
+    """``(key, value)`` rows for the Kafka sink: one per (valid event, matching rule).
+
+    ``key`` is the event id, ``value`` the alert as JSON (``alerts.alert_message``).
+    """
+    fields = pipeline.fields
+    parsed = parse_kafka(kafka_df, fields, key_field=pipeline.event_id_field,
+                         schema_version=pipeline.schema_version)
+    matches = evaluate(valid_events(parsed, fields), active)
+    value: Column = alert_message(matches, fields, pipeline.id)
+    return matches.select(F.col("_event_id").alias("key"), value.alias("value"))
+
+
+def analysable(spark: SparkSession, pipeline: Pipeline) -> DataFrame:
+    """An empty frame with the exact columns the rules see (to analyse them before a start)."""
+    fields = pipeline.fields
+    parsed = parse_kafka(empty_kafka_frame(spark), fields, key_field=None, schema_version=0)
+    return valid_events(parsed, fields)
+
+
+def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
+    """The next offset of each partition of ``topic`` (what a new record would get)."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, client_id="sentinel-detect")
+    try:
+        parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        return {tp.partition: end for tp, end in consumer.end_offsets(parts).items()}
+    finally:
+        consumer.close()
+
+
+def recent_events(spark: SparkSession, pipeline: Pipeline, *, bootstrap: str,
+                  per_partition: int = 1000) -> DataFrame:
+    """The pipeline's last ``per_partition`` records of each Kafka partition, parsed and
+    valid (where a rule that failed at run time is looked for)."""
+    ends = end_offsets(bootstrap, pipeline.topic)
+    start = {str(p): max(0, end - per_partition) for p, end in ends.items()}
+    records = (
+        spark.read.format("kafka")
+        .option("kafka.bootstrap.servers", bootstrap)
+        .option("subscribe", pipeline.topic)
+        .option("startingOffsets", json.dumps({pipeline.topic: start}))
+        .option("endingOffsets", "latest")
+        .load()
+    )
+    parsed = parse_kafka(records, pipeline.fields, key_field=pipeline.event_id_field,
+                         schema_version=pipeline.schema_version)
+    return valid_events(parsed, pipeline.fields)
+
+
+def guarded(rule: Rule) -> Rule:
+    """``rule`` restricted to records that reached Kafka after the rule was last saved."""
+    if rule.changed_at is None:
+        return rule
+    since = rule.changed_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    return replace(rule, expression=f"({rule.expression}) AND _kafka_timestamp >= "
+                                    f"TIMESTAMP '{since}'")
+
+
+class Detector:
+    """The pipeline's detect query: start, restart with new rules, stop.
+
+    ``reload`` and ``stop`` are serialised by a lock, so a rule change arriving while the
+    pipeline stops never starts a new query afterwards.
+    """
+
+    def __init__(self, spark: SparkSession, pipeline: Pipeline, paths: Paths, *,
+                 bootstrap: str, topic_out: str, interval: str) -> None:
+        self.spark = spark
+        self.pipeline = pipeline
+        self.paths = paths
+        self.bootstrap = bootstrap
+        self.topic_out = topic_out
+        self.interval = interval
+        self.rules: list[Rule] = []
+        self.rules_in_plan: list[Rule] = []  # the rules as evaluated (new ones guarded)
+        self.query = None
+        self.restarts = 0
+        self._lock = threading.Lock()
+        self._stopped = False
+
+    @property
+    def checkpoint(self) -> str:
+        return f"{self.paths.checkpoint}/detect"
+
+    def _start(self, active: list[Rule], restart: bool = False) -> None:
+        """Start the query. On a restart the rules that were not running before apply only to
+        records that reached Kafka after they were saved: the restart re-reads the interrupted
+        real-time batch, which the old rules already judged, and a new rule (or version) must
+        not judge those records after the fact."""
+        running = {(r.id, r.version): r for r in self.rules_in_plan}
+        plan = [running.get((r.id, r.version)) or (guarded(r) if restart else r)
+                for r in active]
+        source = (
+            self.spark.readStream.format("kafka")
+            .option("kafka.bootstrap.servers", self.bootstrap)
+            .option("subscribe", self.pipeline.topic)
+            .option("startingOffsets", "earliest")
+            .option("failOnDataLoss", "false")
+            .load()
+        )
+        self.query = (
+            alert_records(source, self.pipeline, plan).writeStream
+            .queryName(f"{self.pipeline.slug}_detect")
+            .format("kafka")
+            .option("kafka.bootstrap.servers", self.bootstrap)
+            .option("topic", self.topic_out)
+            .option("kafka.linger.ms", "0")
+            .option("checkpointLocation", self.checkpoint)
+            .outputMode("update")
+            .trigger(realTime=self.interval)
+            .start()
+        )
+        self.rules = list(active)
+        self.rules_in_plan = plan
+
+    def start(self, active: list[Rule]) -> None:
+        with self._lock:
+            self._start(active)
+        log.info("pipeline=%s detect query %s started with %d rules (real-time, %s)",
+                 self.pipeline.id, self.query.id if self.query else None, len(active),
+                 self.interval)
+
+    def reload(self, active: list[Rule]) -> bool:
+        """Restart the query with ``active`` when they differ from the running rules."""
+        return self.restart(active, only_if_changed=True)
+
+    def restart(self, active: list[Rule], *, only_if_changed: bool = False) -> bool:
+        """Stop the query (if it still runs) and start it with ``active``, same checkpoint."""
+        with self._lock:
+            if self._stopped or (only_if_changed and active == self.rules):
+                return False
+            if self.query is not None:
+                self.query.stop()
+            self._start(active, restart=True)
+            self.restarts += 1
+        log.info("pipeline=%s detect query restarted with %d rules", self.pipeline.id,
+                 len(active))
+        return True
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stopped = True
+            if self.query is not None:
+                self.query.stop()
+
+    def failure(self) -> str | None:
+        """The query's error when it died by itself (None while it runs or after a stop)."""
+        with self._lock:
+            if self._stopped or self.query is None or self.query.isActive:
+                return None
+            exc = self.query.exception()
+            return None if exc is None else str(exc)

@@ -1,0 +1,172 @@
+"""The alert fan-out: the alerts topic → Postgres ``fraud_alerts`` and Redis, exactly once.
+
+A Kafka consumer of one pipeline's alerts topic (all partitions assigned, offsets committed
+under the group ``sentinel-fanout.<alerts topic>``). What one poll returns is written as one
+batch: Postgres (``COPY`` → ``INSERT … ON CONFLICT (alert_id) DO NOTHING``), then Redis (one
+idempotent script per alert, pipelined), and only then are the offsets committed. A sink that
+is down holds the batch and retries it (bounded backoff inside each attempt, then a pause),
+never skipping it; a crash replays from the last commit into sinks that ignore what they have.
+The detect path's Kafka sink is at-least-once too: both kinds of repeat land as no-ops.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from kafka import KafkaConsumer, TopicPartition
+
+from streaming.alerts import message_row
+from streaming.sinks import postgres
+from streaming.sinks.redis_sink import RedisAlertSink
+
+log = logging.getLogger(__name__)
+
+
+def group_id(topic: str) -> str:
+    """The consumer group under which the fan-out of an alerts topic commits its offsets."""
+    return f"sentinel-fanout.{topic}"
+
+
+def batch_rows(records: Sequence[Any]) -> list[dict[str, Any]]:
+    """The alerts of one poll as sink rows, first occurrence of each ``alert_id`` kept."""
+    rows: dict[str, dict[str, Any]] = {}
+    for record in records:
+        row = message_row(record.value, record.timestamp)
+        rows.setdefault(row["alert_id"], row)
+    return list(rows.values())
+
+
+@dataclass
+class FanoutStats:
+    """What the fan-out has done since it started (for logs and the stream's progress)."""
+
+    polls: int = 0
+    records: int = 0
+    new_pg: int = 0
+    new_redis: int = 0
+    retries: int = 0
+    last_error: str | None = None
+    positions: dict[int, int] = field(default_factory=dict)
+
+
+class Fanout:
+    """One pipeline's alert fan-out, run as a thread of the stream process (or alone).
+
+    ``sink`` writes a batch of rows to every serving sink and raises on failure; the default
+    writes Postgres then Redis. ``stop`` lets the current batch finish; ``drain`` first waits
+    until everything on the topic at that moment is written.
+    """
+
+    def __init__(self, pipeline_id: int, topic: str, *, bootstrap: str, redis: RedisAlertSink,
+                 poll_ms: int = 100, max_records: int = 5000, retry_pause: float = 2.0,
+                 sink: Callable[[list[dict[str, Any]]], None] | None = None) -> None:
+        self.pipeline_id = pipeline_id
+        self.topic = topic
+        self.bootstrap = bootstrap
+        self.redis = redis
+        self.poll_ms = poll_ms
+        self.max_records = max_records
+        self.retry_pause = retry_pause
+        self.sink = sink or self._write
+        self.stats = FanoutStats()
+        self.error: BaseException | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._consumer: KafkaConsumer | None = None
+
+    def _write(self, rows: list[dict[str, Any]]) -> None:
+        self.stats.new_pg += postgres.write_alerts(rows)
+        self.stats.new_redis += self.redis.write_alerts(rows)
+
+    def _connect(self) -> KafkaConsumer:
+        consumer = KafkaConsumer(
+            bootstrap_servers=self.bootstrap, group_id=group_id(self.topic),
+            enable_auto_commit=False, auto_offset_reset="earliest",
+            client_id=f"sentinel-fanout-{self.pipeline_id}", fetch_max_wait_ms=self.poll_ms,
+        )
+        deadline = time.monotonic() + 60
+        while not (parts := consumer.partitions_for_topic(self.topic)):
+            if time.monotonic() > deadline:
+                consumer.close()
+                raise RuntimeError(f"alerts topic {self.topic} has no partitions")
+            time.sleep(0.5)
+        consumer.assign([TopicPartition(self.topic, p) for p in sorted(parts)])
+        return consumer
+
+    def _deliver(self, rows: list[dict[str, Any]]) -> None:
+        """Write ``rows`` to the sinks until it succeeds or a stop is requested."""
+        while True:
+            try:
+                self.sink(rows)
+                self.stats.last_error = None
+                return
+            except Exception as exc:  # a sink is down: hold the batch, never skip it
+                self.stats.retries += 1
+                self.stats.last_error = f"{type(exc).__name__}: {exc}"
+                log.warning("pipeline=%s fan-out: sinks failed, retrying the batch of %d: %s",
+                            self.pipeline_id, len(rows), exc)
+                if self._stop.wait(self.retry_pause):
+                    raise
+
+    def step(self, consumer: KafkaConsumer) -> int:
+        """One poll → sinks → commit; returns the records handled."""
+        polled = consumer.poll(timeout_ms=self.poll_ms, max_records=self.max_records)
+        records = [r for batch in polled.values() for r in batch]
+        self.stats.polls += 1
+        if records:
+            self._deliver(batch_rows(records))
+            consumer.commit()
+            self.stats.records += len(records)
+        for tp in consumer.assignment():  # everything before these is written
+            self.stats.positions[tp.partition] = consumer.position(tp)
+        return len(records)
+
+    def run(self) -> None:
+        """Consume until ``stop``; an error ends the loop and is kept in ``error``."""
+        try:
+            self._consumer = self._connect()
+            log.info("pipeline=%s fan-out consuming %s", self.pipeline_id, self.topic)
+            while not self._stop.is_set():
+                self.step(self._consumer)
+        except BaseException as exc:
+            if not self._stop.is_set():
+                log.exception("pipeline=%s fan-out failed", self.pipeline_id)
+                self.error = exc
+        finally:
+            if self._consumer is not None:
+                self._consumer.close(autocommit=False)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self.run, name=f"fanout-{self.pipeline_id}",
+                                        daemon=True)
+        self._thread.start()
+
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def drain(self, timeout: float) -> bool:
+        """Wait until every record now on the topic is written (False on timeout)."""
+        consumer = KafkaConsumer(bootstrap_servers=self.bootstrap)
+        try:
+            parts = [TopicPartition(self.topic, p)
+                     for p in consumer.partitions_for_topic(self.topic) or ()]
+            ends = consumer.end_offsets(parts)
+        finally:
+            consumer.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.alive():
+            if all(self.stats.positions.get(tp.partition, 0) >= end
+                   for tp, end in ends.items() if end > 0):
+                return True
+            time.sleep(0.1)
+        return False
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)

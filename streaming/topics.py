@@ -1,0 +1,38 @@
+"""The Kafka topics the engine reads and creates: partition counts, the alerts topic."""
+
+from __future__ import annotations
+
+import time
+
+from kafka import KafkaConsumer
+from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.errors import TopicAlreadyExistsError
+
+
+def partitions(bootstrap: str, topic: str, *, timeout: float = 30.0) -> int:
+    """How many partitions ``topic`` has (waits for it to appear up to ``timeout``)."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, client_id="sentinel-topics")
+    try:
+        deadline = time.monotonic() + timeout
+        while not (parts := consumer.partitions_for_topic(topic)):
+            if time.monotonic() > deadline:
+                raise LookupError(f"Kafka topic {topic!r} does not exist")
+            time.sleep(0.5)
+            consumer.topics()  # refreshes the metadata
+        return len(parts)
+    finally:
+        consumer.close()
+
+
+def ensure_topic(bootstrap: str, topic: str, *, partitions: int, replication: int) -> bool:
+    """Create ``topic`` when missing; True when it was created."""
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="sentinel-topics",
+                             request_timeout_ms=20_000)
+    try:
+        admin.create_topics([NewTopic(topic, num_partitions=partitions,
+                                      replication_factor=replication)])
+        return True
+    except TopicAlreadyExistsError:
+        return False
+    finally:
+        admin.close()
