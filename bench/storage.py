@@ -3,7 +3,7 @@
     .venv/bin/python -m bench.storage --batches 60 --batch-events 500 --days 3 [--json FILE]
 
 Fills one pipeline's bronze the way its stream does: events in event-time order over ``--days``
-days go to a 2-partition topic, then ``streaming.batch.process_batch`` runs once per small
+days go to a 2-partition topic, then ``streaming.archive.process_batch`` runs once per small
 offset slice of it (one micro-batch each, so each batch appends a file per Kafka partition to
 its day). Then it measures live files and bytes per ``event_date`` (Delta log) and on disk,
 and the median time of typical Spark SQL queries on the archive (a day's totals by merchant, a
@@ -44,9 +44,8 @@ from bench.common import (
 )
 from catalog.settings import get_settings
 from orchestration.compaction import compact_table
-from streaming.batch import BatchContext, process_batch
+from streaming.archive import BatchContext, process_batch
 from streaming.pipeline import Paths, load_pipeline
-from streaming.rules import RuleCache
 from streaming.session import build_session
 
 SCHEMA = [
@@ -122,8 +121,8 @@ def fill(spark, pid: int, topic: str, warehouse: str, batches: int) -> tuple[str
              .persist(StorageLevel.MEMORY_AND_DISK))
     top = kafka.agg(F.max("offset")).first()[0] + 1
     pipe = load_pipeline(pid)
-    ctx = BatchContext(pipe, Paths(warehouse, pipe.slug), query_id="bench-storage",
-                       rules=RuleCache(pid))
+    ctx = BatchContext(pipe, Paths(warehouse, pipe.slug), alerts_topic="-",
+                       query_id="bench-storage")
     per = -(-top // batches)
     seconds = []
     try:

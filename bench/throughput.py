@@ -1,4 +1,4 @@
-"""Sustained events/s through the micro-batch: Sentinel's engine vs a floor and the seed's way.
+"""Sustained events/s of the engine's two paths vs a floor, the old engine and the seed's way.
 
     .venv/bin/python -m bench.throughput --batch 50000 --batches 3 --rules 1 10 50 100
 
@@ -7,8 +7,12 @@ bounded offset ranges, as the stream does with ``maxOffsetsPerTrigger``: first a
 batch (JVM code generation, table creation, first connections, rule analysis), then
 ``--batches`` timed batches of ``--batch`` events; events/s = timed events / timed seconds.
 * floor   — Kafka read + JSON parse + count (a no-op sink);
-* engine  — ``streaming.batch.process_batch``: parse/persist, 50 rules (or N) in one projection,
-            alerts to Postgres and Redis, quarantine + bronze + alerts Delta appends;
+* detect  — the detect path's projection (``streaming.detect.alert_records``: parse, N rules in
+            one projection, alert JSON) written to an alerts topic with Spark's Kafka sink;
+* archive — ``streaming.archive.process_batch`` on the events and the alerts detect wrote:
+            quarantine + bronze appends and the silver alerts merge;
+* old     — the engine this one replaced (``bench.old_engine``): parse, rules, alerts to
+            Postgres and Redis, three Delta appends, all in one batch;
 * seed    — Kafka read, parse/persist + bronze append, then per rule one filter and one Delta
             alerts write (the seed's approach); one timed batch (it is slow by design).
 Needs the local stack (Kafka, Postgres, Redis) and writes to a throw-away warehouse.
@@ -31,13 +35,15 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from bench.common import create_topic, drop_pipelines, make_pipeline
+from bench.old_engine import old_batch
 from catalog.settings import get_settings
 from streaming.alerts import to_alerts
-from streaming.batch import BatchContext, process_batch
+from streaming.archive import BatchContext, ensure_tables, process_batch
+from streaming.detect import alert_records, alerts_topic
 from streaming.parse import parse_kafka, valid_events
 from streaming.pipeline import Paths, load_pipeline
 from streaming.producer import generate_events, send
-from streaming.rules import RuleCache, evaluate, load_active_rules
+from streaming.rules import evaluate, load_active_rules
 from streaming.session import build_session
 from streaming.sinks import delta
 from streaming.sinks.redis_sink import RedisAlertSink
@@ -92,6 +98,20 @@ def read_range(spark: SparkSession, topic: str, rng: Range) -> DataFrame:
             .option("subscribe", topic)
             .option("startingOffsets", json.dumps(start))
             .option("endingOffsets", json.dumps(end)).load())
+
+
+def split(total: int, parts: int) -> list[int]:
+    """``total`` in ``parts`` near-equal shares."""
+    return [total // parts + (1 if i < total % parts else 0) for i in range(parts)]
+
+
+def topic_ends(topic: str) -> dict[int, int]:
+    consumer = KafkaConsumer(bootstrap_servers=get_settings().kafka_bootstrap_servers)
+    try:
+        parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        return {tp.partition: end for tp, end in consumer.end_offsets(parts).items()}
+    finally:
+        consumer.close()
 
 
 def batch_sizes(rng: Range) -> int:
@@ -174,13 +194,37 @@ def run(batch: int, batches: int, warmup: int, rule_counts: list[int],
         for k in rule_counts:
             pids.append(pipeline_with_rules(topic, k))
             p = load_pipeline(pids[-1])
-            ctx = BatchContext(p, Paths(warehouse, p.slug), query_id=f"bench-{p.id}",
-                               rules=RuleCache(p.id), redis=redis_sink)
+            _, active = load_active_rules(p.id)
+            out = alerts_topic(f"bench-alerts-{uuid.uuid4().hex[:6]}.", topic)
+            create_topic(out, 3)
 
-            def engine(batch_id: int, rng: Range, c: BatchContext = ctx) -> None:
-                process_batch(read_range(spark, topic, rng), batch_id, ctx=c)
+            def detect(_: int, rng: Range, p=p, active=active, out=out) -> None:
+                (alert_records(read_range(spark, topic, rng), p, active).write.format("kafka")
+                 .option("kafka.bootstrap.servers", settings.kafka_bootstrap_servers)
+                 .option("topic", out).save())
 
-            results.append(sustained("engine", k, ranges, engine))
+            results.append(sustained("detect", k, ranges, detect))
+            alert_ends = topic_ends(out)
+            alert_ranges = offset_ranges(alert_ends,
+                                         split(sum(alert_ends.values()), len(ranges)))
+            ctx = BatchContext(p, Paths(warehouse, p.slug), out, query_id=f"bench-{p.id}")
+            ensure_tables(spark, ctx)
+
+            def archive(batch_id: int, rng: Range, c: BatchContext = ctx, out=out,
+                        alert_ranges=alert_ranges) -> None:
+                alerts = read_range(spark, out, alert_ranges[ranges.index(rng)])
+                process_batch(read_range(spark, topic, rng).unionByName(alerts), batch_id,
+                              ctx=c)
+
+            results.append(sustained("archive", k, ranges, archive))
+
+            old_paths = Paths(warehouse, f"old_{p.id}")
+
+            def old(batch_id: int, rng: Range, p=p, active=active, paths=old_paths) -> None:
+                old_batch(read_range(spark, topic, rng), batch_id, pipeline=p, rules=active,
+                          paths=paths, redis=redis_sink)
+
+            results.append(sustained("old", k, ranges, old))
             if k <= skip_seed_above:
                 def seed_step(batch_id: int, rng: Range, p=p) -> None:
                     seed(read_range(spark, topic, rng), p, warehouse, batch_id)

@@ -60,6 +60,14 @@ def table_frames(spark: SparkSession, ctx: BatchContext) -> dict[str, DataFrame]
     }
 
 
+def ensure_tables(spark: SparkSession, ctx: BatchContext) -> None:
+    """Create the pipeline's three Delta tables empty when they do not exist yet."""
+    frames = table_frames(spark, ctx)
+    delta.ensure_table(frames["events"], ctx.paths.events, ["event_date"])
+    delta.ensure_table(frames["quarantine"], ctx.paths.quarantine, ["quarantine_date"])
+    delta.ensure_table(frames["alerts"], ctx.paths.alerts)
+
+
 def alert_rows(kafka_df: DataFrame) -> DataFrame:
     """The alerts-topic records of a batch as silver rows (``ALERT_COLUMNS``), one per id.
 

@@ -29,13 +29,12 @@ import threading
 
 from catalog.settings import get_settings
 from streaming import progress
-from streaming.archive import BatchContext, process_batch, table_frames
+from streaming.archive import BatchContext, ensure_tables, process_batch
 from streaming.detect import Detector, alerts_topic, analysable, recent_events
 from streaming.fanout import Fanout
 from streaming.pipeline import Paths, Pipeline, load_pipeline
 from streaming.rules import RuleCache
 from streaming.session import build_session, local_slots
-from streaming.sinks import delta
 from streaming.sinks.redis_sink import RedisAlertSink
 from streaming.topics import ensure_topic, partitions
 from streaming.watcher import StopController
@@ -51,13 +50,6 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--max-offsets", type=int, default=None)
     ap.add_argument("--dagster-run-id", default=None)
     return ap.parse_args(argv)
-
-
-def _ensure_tables(spark, ctx: BatchContext) -> None:
-    frames = table_frames(spark, ctx)
-    delta.ensure_table(frames["events"], ctx.paths.events, ["event_date"])
-    delta.ensure_table(frames["quarantine"], ctx.paths.quarantine, ["quarantine_date"])
-    delta.ensure_table(frames["alerts"], ctx.paths.alerts)
 
 
 def detect_slots(pipeline: Pipeline) -> int:
@@ -141,7 +133,7 @@ class PipelineQuery:
                      partitions=partitions(settings.kafka_bootstrap_servers, pipeline.topic),
                      replication=settings.kafka_replication_factor)
         ctx = BatchContext(pipeline, self.paths, topic_out, run_id=self.run_id)
-        _ensure_tables(self.spark, ctx)
+        ensure_tables(self.spark, ctx)
 
         redis_sink = RedisAlertSink.from_url(settings.redis_dsn,
                                              ttl_seconds=settings.redis_alert_ttl_seconds,

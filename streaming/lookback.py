@@ -23,9 +23,9 @@ from pyspark.sql import functions as F
 from catalog.settings import get_settings
 from catalog.writer_lease import writer_lease
 from streaming import backtest_jobs as jobs
+from streaming.alerts import ISO_MICROS as ISO
 from streaming.alerts import to_alerts
 from streaming.backtest import BacktestError, in_range, read_pinned, utc_literal
-from streaming.batch import ISO
 from streaming.pipeline import Paths, Pipeline
 from streaming.rules import Rule, analyse, evaluate
 from streaming.sinks import postgres

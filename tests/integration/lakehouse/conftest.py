@@ -175,7 +175,7 @@ def streamed(lake: Lake, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "JAVA_TOOL_OPTIONS": st.TEST_JAVA_OPTIONS,
            "SENTINEL_REDIS_URL": st.REDIS_URL, "SENTINEL_WAREHOUSE": warehouse}
     job = st.JobProcess(pid, env, tmp_path_factory.mktemp("stream") / "job.log")
-    checkpoint = st.local_checkpoint(Path(warehouse) / "_checkpoints" / f"pipeline_{pid}" / "archive")
+    checkpoint = st.archive_checkpoint(Path(warehouse), pid)
     try:
         job.start()
         st.wait_for(lambda: st.committed_offsets(checkpoint) == len(tp.sent), 900,

@@ -2,7 +2,7 @@
 
 Two pipelines (payments keyed by ``transaction_id``; IoT sensors keyed by default on
 ``sensor_id``, so one entity has many events) get Kafka-shaped records, good and bad. The Delta
-tables are written exactly as ``streaming.batch.process_batch`` writes them (``parse_kafka`` →
+tables are written exactly as ``streaming.archive.process_batch`` writes them (``parse_kafka`` →
 ``valid_events`` / ``quarantine_rows``, ``rules.evaluate`` → ``alerts.to_alerts``), while every
 expectation is computed here in plain Python from the generated events and rule predicates.
 """
@@ -133,7 +133,7 @@ def write_pipeline(spark: Any, p: LakePipeline, root: str) -> date:
     from pyspark.sql import functions as F
 
     from streaming.alerts import to_alerts
-    from streaming.batch import KAFKA_SCHEMA
+    from streaming.parse import KAFKA_SCHEMA
     from streaming.parse import parse_kafka, quarantine_rows, valid_events
     from streaming.pipeline import Paths
     from streaming.rules import Rule, evaluate

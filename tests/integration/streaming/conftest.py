@@ -292,10 +292,14 @@ def local_checkpoint(root: Path) -> Callable[[str], dict[str, str]]:
     return files
 
 
+def archive_checkpoint(warehouse: Path, pipeline_id: int) -> Callable[[str], dict[str, str]]:
+    """The files of a pipeline's archive checkpoint under a local warehouse."""
+    return local_checkpoint(warehouse / "_checkpoints" / f"pipeline_{pipeline_id}" / "archive")
+
+
 def committed_of(warehouse: Path, tp: TestPipeline) -> int:
     """Kafka offsets the pipeline's checkpoint under ``warehouse`` has committed."""
-    return committed_offsets(local_checkpoint(
-        warehouse / "_checkpoints" / f"pipeline_{tp.id}" / "archive"))
+    return committed_offsets(archive_checkpoint(warehouse, tp.id))
 
 
 def wave(tp: TestPipeline, n: int, seed: int) -> list[GeneratedEvent]:
@@ -400,5 +404,5 @@ def kit() -> SimpleNamespace:
         local_checkpoint=local_checkpoint, wait_for=wait_for, expected_alerts=expected_alerts,
         expected_quarantine=expected_quarantine, reason_kind=reason_kind,
         check_sinks=check_sinks, REDIS_URL=REDIS_URL, TEST_JAVA_OPTIONS=TEST_JAVA_OPTIONS,
-        committed_of=committed_of, wave=wave,
+        committed_of=committed_of, wave=wave, archive_checkpoint=archive_checkpoint,
     )

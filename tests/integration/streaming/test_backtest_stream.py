@@ -40,11 +40,11 @@ from tests.integration.streaming.conftest import (
     JobProcess,
     TestPipeline,
     _clear_redis,
+    archive_checkpoint,
     base_rules,
     committed_offsets,
     create_topic,
     delete_topic,
-    local_checkpoint,
     wait_for,
 )
 from tests.support import auth
@@ -112,7 +112,7 @@ def archive(catalog_db, tmp_path_factory) -> Any:
     job = JobProcess(pid, env, tmp / "stream.log")
     job.start()
     try:
-        checkpoint = local_checkpoint(tmp / "warehouse" / "_checkpoints" / f"pipeline_{pid}" / "archive")
+        checkpoint = archive_checkpoint(tmp / "warehouse", pid)
         took = wait_for(lambda: committed_offsets(checkpoint) == len(sent), 300,
                         "stream caught up", job)
         print(f"stream archived {len(sent)} records in {took:.1f}s")

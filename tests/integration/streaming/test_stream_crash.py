@@ -22,7 +22,7 @@ def test_sigkill_and_restart_is_exactly_once(make_pipeline, job_factory, spark_r
                                              tmp_path):
     warehouse = str(tmp_path / "warehouse")
     tp = make_pipeline(kit.base_rules()[:6])
-    checkpoint = kit.local_checkpoint(tmp_path / "warehouse" / "_checkpoints" / f"pipeline_{tp.id}" / "archive")
+    checkpoint = kit.archive_checkpoint(tmp_path / "warehouse", tp.id)
     events = generate_events(kit.SCHEMA, 600, 7, anomaly_share=0.3, malformed_share=0.05,
                              id_prefix=tp.topic)
     tp.produce(events)

@@ -20,7 +20,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]
 def test_stream_end_to_end(make_pipeline, job_factory, spark_reader, kit, tmp_path):
     warehouse = str(tmp_path / "warehouse")
     tp = make_pipeline(kit.base_rules())
-    checkpoint = kit.local_checkpoint(tmp_path / "warehouse" / "_checkpoints" / f"pipeline_{tp.id}" / "archive")
+    checkpoint = kit.archive_checkpoint(tmp_path / "warehouse", tp.id)
 
     def caught_up() -> bool:
         return kit.committed_offsets(checkpoint) == len(tp.sent)
