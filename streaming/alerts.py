@@ -108,8 +108,9 @@ def to_alerts(
 def alert_message(matches: DataFrame, fields: Sequence[Field], pipeline_id: int) -> Column:
     """The JSON text of each alert for the alerts topic (``MESSAGE_COLUMNS``)."""
     cols = _columns(matches, fields, pipeline_id, _event(fields))
-    return F.to_json(F.struct(*[cols[name].alias(name) for name in MESSAGE_COLUMNS]),
-                     {"timestampFormat": ISO_MICROS})
+    # The event keeps to_json's own timestamp format, as in ``to_alerts``.
+    cols["event_time"] = F.date_format(cols["event_time"], ISO_MICROS)
+    return F.to_json(F.struct(*[cols[name].alias(name) for name in MESSAGE_COLUMNS]))
 
 
 def message_row(value: bytes, timestamp_ms: int) -> dict[str, Any]:

@@ -133,8 +133,7 @@ def write_pipeline(spark: Any, p: LakePipeline, root: str) -> date:
     from pyspark.sql import functions as F
 
     from streaming.alerts import to_alerts
-    from streaming.parse import KAFKA_SCHEMA
-    from streaming.parse import parse_kafka, quarantine_rows, valid_events
+    from streaming.parse import KAFKA_SCHEMA, parse_kafka, quarantine_rows, valid_events
     from streaming.pipeline import Paths
     from streaming.rules import Rule, evaluate
     from streaming.schema import fields_of

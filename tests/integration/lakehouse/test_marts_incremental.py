@@ -71,8 +71,7 @@ def append_events(spark: Any, p: LakePipeline, new: list[dict[str, Any]], root: 
     from pyspark.sql import functions as F
 
     from streaming.alerts import to_alerts
-    from streaming.parse import KAFKA_SCHEMA
-    from streaming.parse import parse_kafka, valid_events
+    from streaming.parse import KAFKA_SCHEMA, parse_kafka, valid_events
     from streaming.pipeline import Paths
     from streaming.rules import Rule, evaluate
     from streaming.schema import fields_of
