@@ -1,9 +1,10 @@
 """Event-to-alert latency of a running stream at given shares of its sustainable rate.
 
-    .venv/bin/python bench/latency.py --sustainable 4000 --shares 0.25 0.5 0.8 --seconds 60
+    .venv/bin/python -m bench.latency --rates 1000 --rules 50 --seconds 60
+    .venv/bin/python -m bench.latency --sustainable 4000 --shares 0.25 0.5 0.8 --seconds 60
 
-One pipeline (one rule that matches half of the events) and one ``streaming.job`` process
-(``--trigger-seconds``, default 0 = the next micro-batch starts as soon as one ends). For each
+One pipeline (``--rules`` rules: one matches half of the events, the others none) and one
+``streaming.job`` process (its archive on ``--trigger-seconds``, default the setting's). For each
 rate a producer paces events whose id carries its send time in ms; ``bench/alert_watcher.py``,
 a separate process, notes when each alert became visible in Redis and in Postgres. Latency =
 visible - sent, per alert; p50/p95/p99 per rate and sink. Needs ``make services``.
@@ -41,6 +42,11 @@ SCHEMA = [
 RULE = "amount >= 50"
 
 
+def rules(n: int) -> list[str]:
+    """``RULE`` and ``n - 1`` rules that never match (amounts stay below 100)."""
+    return [RULE] + [f"amount > {1000 + i} AND event_time IS NOT NULL" for i in range(n - 1)]
+
+
 def produce(producer: KafkaProducer, topic: str, rate: float, seconds: float, tag: str,
             rng: random.Random) -> int:
     """Sends ``rate`` events/s for ``seconds`` (paced in 10 ms slices); returns how many."""
@@ -60,7 +66,7 @@ def produce(producer: KafkaProducer, topic: str, rate: float, seconds: float, ta
 
 
 def start_stream(pipeline_id: int | Sequence[int], workdir: Path,
-                 trigger: float) -> subprocess.Popen:
+                 trigger: float | None) -> subprocess.Popen:
     """``streaming.job`` for the pipeline(s) (several: one Spark application), warehouse and log
     under ``workdir``."""
     env = {**os.environ, "SENTINEL_WAREHOUSE": str(workdir / "warehouse")}
@@ -69,7 +75,7 @@ def start_stream(pipeline_id: int | Sequence[int], workdir: Path,
         return subprocess.Popen(
             [sys.executable, "-m", "streaming.job",
              *(a for pid in ids for a in ("--pipeline-id", str(pid))),
-             "--trigger-seconds", str(trigger)],
+             *(["--trigger-seconds", str(trigger)] if trigger is not None else [])],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
 
@@ -92,7 +98,7 @@ def start_watcher(pipeline_id: int, out_file: Path) -> subprocess.Popen:
 
 
 @contextmanager
-def running_stream(pipeline_id: int, workdir: Path, trigger: float,
+def running_stream(pipeline_id: int, workdir: Path, trigger: float | None,
                    seen_file: Path) -> Iterator[tuple[subprocess.Popen, KafkaProducer]]:
     """The pipeline's stream, its alert watcher and a producer; all stopped on the way out."""
     job = start_stream(pipeline_id, workdir, trigger)
@@ -141,10 +147,11 @@ def sent_ms(event_id: str) -> int:
     return int(event_id.split("-")[1])
 
 
-def run(rates: list[float], seconds: float, trigger: float, settle: float) -> list[dict]:
+def run(rates: list[float], seconds: float, trigger: float | None, settle: float,
+        n_rules: int = 1) -> list[dict]:
     topic = f"bench-lat-{int(time.time())}"
     create_topic(topic, partitions=2)
-    pid = make_pipeline(topic, SCHEMA, [RULE], key_field="transaction_id")
+    pid = make_pipeline(topic, SCHEMA, rules(n_rules), key_field="transaction_id")
     workdir = Path(tempfile.mkdtemp(prefix="sentinel-bench-latency-"))
     out_file = workdir / "seen.json"
     rng = random.Random(1)
@@ -177,17 +184,25 @@ def run(rates: list[float], seconds: float, trigger: float, settle: float) -> li
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--sustainable", type=float, required=True,
+    ap.add_argument("--sustainable", type=float,
                     help="events/s the engine sustains (from bench/throughput.py)")
     ap.add_argument("--shares", type=float, nargs="+", default=[0.25, 0.5, 0.8])
+    ap.add_argument("--rates", type=float, nargs="+", help="events/s to run (instead of shares)")
+    ap.add_argument("--rules", type=int, default=1)
     ap.add_argument("--seconds", type=float, default=60)
-    ap.add_argument("--trigger-seconds", type=float, default=0)
+    ap.add_argument("--trigger-seconds", type=float, default=None,
+                    help="the archive's trigger (default SENTINEL_TRIGGER_INTERVAL_SECONDS)")
     ap.add_argument("--settle", type=float, default=2,
                     help="seconds to wait after the stream has read every event of a rate")
     ap.add_argument("--json", help="write the results here")
     args = ap.parse_args()
-    rates = [args.sustainable * s for s in args.shares]
-    results = run(rates, args.seconds, args.trigger_seconds, args.settle)
+    if args.rates:
+        rates = args.rates
+    elif args.sustainable:
+        rates = [args.sustainable * s for s in args.shares]
+    else:
+        ap.error("give --rates or --sustainable")
+    results = run(rates, args.seconds, args.trigger_seconds, args.settle, args.rules)
     print_table(results)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))

@@ -33,7 +33,7 @@ from streaming.archive import BatchContext, ensure_tables, process_batch
 from streaming.detect import Detector, alerts_topic, analysable, recent_events
 from streaming.fanout import Fanout
 from streaming.pipeline import Paths, Pipeline, load_pipeline
-from streaming.rules import RuleCache
+from streaming.rules import Rule, RuleCache
 from streaming.session import build_session, local_slots
 from streaming.sinks.redis_sink import RedisAlertSink
 from streaming.topics import ensure_topic, partitions
@@ -69,10 +69,9 @@ class RuleWatcher:
         self.interval = interval
         self._stop = threading.Event()
 
-    def current(self):
+    def current(self) -> list[Rule]:
         """The rules to run now (the catalog is read only when its rule version moved)."""
-        runnable = self.cache.refresh(self.frame)
-        return runnable
+        return self.cache.refresh(self.frame)
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):
@@ -107,7 +106,8 @@ class PipelineQuery:
         self.paths = Paths(get_settings().warehouse_root, pipeline.slug)
         self.run_id = progress.start_run(pipeline.id, pipeline.schema_version,
                                          dagster_run_id=dagster_run_id)
-        self.control = StopController(pipeline, max(trigger, 1.0), self.run_id)  # ≤ 1 poll/s
+        # The catalog is polled every 1-2 s for a pause, a stop or a schema change.
+        self.control = StopController(pipeline, min(max(trigger, 1.0), 2.0), self.run_id)
         self.query = None
         self.detector: Detector | None = None
         self.fanout: Fanout | None = None

@@ -341,12 +341,36 @@ def reason_kind(reason: str) -> str:
     return reason
 
 
+def _await_alerts(spark, tp: TestPipeline, warehouse: str, n: int, redis_url: str,
+                  timeout: float = 120.0) -> None:
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    silver = f"{warehouse}/silver/pipeline_{tp.id}/alerts"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with get_engine().connect() as conn:
+            pg = conn.exec_driver_sql("select count(*) from fraud_alerts where pipeline_id = %s",
+                                      (tp.id,)).scalar_one()
+        if (pg >= n and client.xlen(f"fraud:alerts:{tp.id}") >= n
+                and spark.read.format("delta").load(silver).count() >= n):
+            return
+        time.sleep(1.0)
+
+
 def check_sinks(spark, tp: TestPipeline, warehouse: str,
                 expected: set[tuple[int, str]], redis_url: str = REDIS_URL) -> None:
-    """Bronze, quarantine, Delta alerts, Postgres and Redis all hold exactly what is expected."""
+    """Bronze, quarantine, Delta alerts, Postgres and Redis all hold exactly what is expected.
+
+    Alerts reach the sinks on their own paths (detect → alerts topic → fan-out and archive):
+    once the events are archived, the alerts may still be on their way to silver, so the check
+    first waits until every sink holds at least the expected count (or 120 s passed).
+    """
     import redis
 
     from streaming.alerts import alert_id
+
+    _await_alerts(spark, tp, warehouse, len(expected), redis_url)
 
     base = f"{warehouse}/bronze/pipeline_{tp.id}"
     valid = [e for e in tp.sent if e.event]

@@ -97,7 +97,7 @@ def test_stream_on_s3a_with_concurrent_compaction(make_pipeline, job_factory, sp
     })
     job.env.pop("SENTINEL_WAREHOUSE", None)
     job.start(max_offsets=60)  # ~7 micro-batches, each adding files to both tables
-    files = _checkpoint_files(s3, name, f"_checkpoints/pipeline_{tp.id}")
+    files = _checkpoint_files(s3, name, f"_checkpoints/pipeline_{tp.id}/archive")
     root = f"s3a://{name}"
     tables = {"events": f"bronze/pipeline_{tp.id}/events",
               "alerts": f"silver/pipeline_{tp.id}/alerts"}
