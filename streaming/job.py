@@ -26,6 +26,7 @@ import logging
 import signal
 import sys
 import threading
+import time
 
 from catalog.settings import get_settings
 from streaming import progress
@@ -40,6 +41,7 @@ from streaming.topics import ensure_topic, partitions
 from streaming.watcher import StopController
 
 log = logging.getLogger("streaming.job")
+DETECT_RESTARTS = 5  # in-process restarts of a detect query that died, before the job fails
 
 
 def _args(argv: list[str] | None) -> argparse.Namespace:
@@ -112,6 +114,7 @@ class PipelineQuery:
         self.detector: Detector | None = None
         self.fanout: Fanout | None = None
         self.rules: RuleWatcher | None = None
+        self._detect_failures = 0
 
     def start(self) -> None:
         try:
@@ -212,14 +215,42 @@ class PipelineQuery:
         events as errors and restart detect without them (False when none is to blame)."""
         assert self.detector is not None and self.rules is not None
         settings = get_settings()
-        sample = recent_events(self.spark, self.pipeline,
-                               bootstrap=settings.kafka_bootstrap_servers)
         before = list(self.detector.rules)
-        remaining = self.rules.cache.drop_failing(sample)
+        try:
+            sample = recent_events(self.spark, self.pipeline,
+                                   bootstrap=settings.kafka_bootstrap_servers).persist()
+            sample.count()  # read once without any rule: a failure here is no rule's fault
+        except Exception as exc:  # e.g. Kafka itself is down
+            log.warning("pipeline=%s could not look for a failing rule: %s", self.pipeline.id,
+                        str(exc).splitlines()[0] if str(exc) else exc)
+            return False
+        try:
+            remaining = self.rules.cache.drop_failing(sample)
+        finally:
+            sample.unpersist()
         if len(remaining) == len(before):
             return False
         self.detector.restart(remaining)
         progress.set_rules_version(self.run_id, self.rules.cache.version)
+        return True
+
+    def _restart_detect(self, error: str) -> bool:
+        """Restart a detect query that died for no rule's fault (a broker restart, say), a
+        few times with a growing pause; False once those are spent (the job then fails and
+        its supervisor restarts it)."""
+        assert self.detector is not None
+        if self._detect_failures >= DETECT_RESTARTS:
+            return False
+        self._detect_failures += 1
+        pause = 2.0 ** self._detect_failures
+        log.warning("pipeline=%s detect query died (%s); restart %d/%d in %.0f s",
+                    self.pipeline.id, error.splitlines()[0][:300], self._detect_failures,
+                    DETECT_RESTARTS, pause)
+        time.sleep(pause)
+        try:
+            self.detector.restart(list(self.detector.rules))
+        except Exception as exc:
+            log.warning("pipeline=%s detect restart failed: %s", self.pipeline.id, exc)
         return True
 
     def wait(self) -> int:
@@ -230,7 +261,8 @@ class PipelineQuery:
             while not self.query.awaitTermination(1):
                 if control.stopping or not (error := self._hot_path_failure()):
                     continue
-                if error.startswith("detect") and self._isolate_failing_rules():
+                if error.startswith("detect") and (self._isolate_failing_rules()
+                                                   or self._restart_detect(error)):
                     continue
                 log.error("pipeline=%s %s", self.pipeline.id, error.splitlines()[0])
                 self._stop_parts()

@@ -167,5 +167,7 @@ def test_health_before_any_run(client, api_keys, unique):
         "pipeline_id": pid,
         "pipeline_status": "active",
         "state": "never_started",
+        "rules_version": None,
+        "catalog_rules_version": 0,
         "run": None,
     }

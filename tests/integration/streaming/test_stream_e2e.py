@@ -11,7 +11,10 @@ from __future__ import annotations
 import time
 
 import pytest
+from sqlalchemy import select
 
+from catalog.db import get_engine
+from catalog.tables import pipelines
 from streaming.producer import generate_events
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]
@@ -73,6 +76,11 @@ def test_stream_end_to_end(make_pipeline, job_factory, spark_reader, kit, tmp_pa
     print(f"hot rule: alerts in Postgres {elapsed:.1f}s after the events were sent")
     kit.wait_for(caught_up, 300, "wave 2 committed", job)
     rows = tp.rule_rows()
+    # The run reports the rule version its detect query evaluates: the catalog's latest.
+    with get_engine().connect() as conn:
+        latest = conn.execute(select(pipelines.c.rules_version)
+                              .where(pipelines.c.id == tp.id)).scalar_one()
+    kit.wait_for(lambda: tp.runs()[-1].rules_version == latest, 30, "rules version", job)
     assert rows[broken.id].state == "error" and "no_such_thing" in rows[broken.id].error_message
     assert rows[runtime.id].state == "error"
     assert rows[runtime.id].error_message.startswith("runtime error")
