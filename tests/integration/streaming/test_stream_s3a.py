@@ -49,8 +49,15 @@ def _checkpoint_files(s3, bucket: str, prefix: str):
     return files
 
 
+def _is_stream_commit(line: str) -> bool:
+    """A bronze append carries a ``txn`` (idempotent writer); a silver alerts commit of the
+    stream is a MERGE (compaction commits OPTIMIZE and VACUUM)."""
+    action = json.loads(line)
+    return "txn" in action or action.get("commitInfo", {}).get("operation") == "MERGE"
+
+
 def _stream_commits_after(s3, bucket: str, table_key: str, version: int) -> list[int]:
-    """Versions after ``version`` whose commit is a stream append (it carries a ``txn``)."""
+    """Versions after ``version`` whose commit is the stream's (``_is_stream_commit``)."""
     prefix = f"{table_key}/_delta_log/"
     out = []
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
@@ -58,7 +65,7 @@ def _stream_commits_after(s3, bucket: str, table_key: str, version: int) -> list
             name = obj["Key"][len(prefix):]
             if name.endswith(".json") and name[:-5].isdigit() and int(name[:-5]) > version:
                 body = s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read().decode()
-                if any("txn" in json.loads(line) for line in body.splitlines() if line):
+                if any(_is_stream_commit(line) for line in body.splitlines() if line):
                     out.append(int(name[:-5]))
     return sorted(out)
 
