@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     api_max_page_size: int = 1000
+    api_max_body_bytes: int = Field(
+        default=1_048_576, ge=1024, description="largest request body the API reads; larger "
+        "ones get 413 before the caller's key is even checked")
 
     # Object store: local warehouse unless S3/R2 credentials are set
     warehouse: str | None = None

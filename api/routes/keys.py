@@ -86,7 +86,7 @@ def revoke_api_key(key_id: KeyId, engine: EngineDep, who: Admin) -> Response:
 def list_audit(
     engine: EngineDep,
     who: Admin,
-    entity: Annotated[str | None, Query(max_length=32)] = None,
+    entity: Annotated[str | None, Query(max_length=32, pattern=r"^[a-z_]+$")] = None,
     entity_id: Annotated[int | None, Query(ge=1, le=INT32_MAX)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[dict[str, Any]]:
