@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
@@ -12,6 +13,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.models.text import storable
 from api.routes import alerts, backtests, health, keys, pipelines, risk, rules
 from catalog.settings import get_settings
 
@@ -49,15 +51,53 @@ async def _send_json(send: Send, code: int, body: dict[str, Any]) -> None:
     await send({"type": "http.response.body", "body": payload})
 
 
-def _error(loc: list[str], message: str, kind: str = "value_error") -> dict[str, Any]:
+def _error(loc: list[str | int], message: str, kind: str = "value_error") -> dict[str, Any]:
     return {"detail": [{"loc": loc, "msg": message, "type": kind}]}
+
+
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
+def _unstorable_text(body: bytes) -> tuple[list[str | int], str] | None:
+    """Where a JSON body holds a lone surrogate (``"\\ud800"``), and what is wrong there.
+
+    The JSON decoder accepts such escapes, but pydantic cannot even look at the string, so the
+    body is searched here to answer 422 naming the field.
+    """
+    if not _SURROGATE_ESCAPE.search(body):
+        return None
+    try:
+        document = json.loads(body)
+    except ValueError:
+        return None  # not JSON: the endpoint answers 422 for that itself
+    stack: list[tuple[list[str | int], Any]] = [(["body"], document)]
+    while stack:
+        path, value = stack.pop()
+        items: list[tuple[str | int, Any]] = []
+        if isinstance(value, dict):
+            for key, item in value.items():
+                try:
+                    storable(key)
+                except ValueError as exc:
+                    return path, f"a key: {exc}"
+                items.append((key, item))
+        elif isinstance(value, list):
+            items = list(enumerate(value))
+        elif isinstance(value, str):
+            try:
+                storable(value)
+            except ValueError as exc:
+                return path, str(exc)
+        stack.extend(([*path, key], item) for key, item in items)
+    return None
 
 
 class GuardRequest:
     """Refuse what no endpoint can use, before routing, authentication or reading the body.
 
     - a body larger than ``api_max_body_bytes`` (declared or streamed) gets 413;
-    - a NUL character (``%00``) in the path or the query string gets 422 naming where.
+    - a NUL character (``%00``) in the path or the query string gets 422 naming where;
+    - a lone surrogate anywhere in a JSON body gets 422 naming the field.
     A body within the limit is read here and replayed to the application.
     """
 
@@ -97,6 +137,10 @@ class GuardRequest:
             chunks.append(chunk)
             more = message.get("more_body", False)
         body = b"".join(chunks)
+        problem = _unstorable_text(body)
+        if problem is not None:
+            await _send_json(send, 422, _error(problem[0], problem[1]))
+            return
         replayed = False
 
         async def replay() -> Message:

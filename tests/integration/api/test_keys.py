@@ -56,9 +56,9 @@ def test_the_last_active_admin_key_is_never_revoked(catalog_db):
     last = key_id(name)
     engine = get_engine()
     with engine.connect() as conn:
-        others = [r for r in conn.execute(select(api_keys.c.id).where(
+        others = list(conn.execute(select(api_keys.c.id).where(
             api_keys.c.role == "admin", api_keys.c.is_active.is_(True), api_keys.c.id != last
-        )).scalars()]
+        )).scalars())
     try:
         with engine.begin() as conn:
             conn.execute(update(api_keys).where(api_keys.c.id.in_(others)).values(is_active=False))
