@@ -92,6 +92,11 @@ class Settings(BaseSettings):
     # Rule language limits
     rule_max_length: int = 4000
     rule_max_depth: int = 40
+    rule_budget_seconds: float = Field(
+        default=5.0, gt=0, description="a new or edited rule evaluated alone on a sample of "
+        "recent events must finish within this time, else it is set to state=error")
+    rule_budget_sample_rows: int = Field(
+        default=1000, ge=1, description="how many events the rule budget check evaluates on")
 
     @model_validator(mode="after")
     def _require_secrets_in_production(self) -> Settings:
