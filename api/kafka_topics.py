@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from kafka.admin import KafkaAdminClient, NewTopic
-from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.errors import InvalidTopicError, KafkaError, TopicAlreadyExistsError
 
 from catalog.settings import Settings
 
 
 class KafkaUnavailable(RuntimeError):
-    """The broker could not be reached or refused the request."""
+    """The broker could not be reached or refused the request (details for the log only)."""
+
+
+class InvalidTopic(ValueError):
+    """Kafka refused the topic name itself (the caller's input, not an outage)."""
 
 
 def ensure_topic(settings: Settings, *, topic: str, partitions: int) -> bool:
@@ -35,6 +39,8 @@ def ensure_topic(settings: Settings, *, topic: str, partitions: int) -> bool:
         return True
     except TopicAlreadyExistsError:
         return False
+    except InvalidTopicError as exc:
+        raise InvalidTopic(f"Kafka refused the topic name {topic!r}") from exc
     except KafkaError as exc:
         raise KafkaUnavailable(f"creating topic {topic!r}: {exc}") from exc
     finally:

@@ -24,8 +24,19 @@ MAX_FIELDS = 500
 
 NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 
-RESERVED_FIELD_NAMES = frozenset({"event_date"})
-"""Names a user field may not take: `event_date` is the bronze partition column."""
+ALERT_ROW_COLUMNS = frozenset(
+    {
+        "alert_id", "pipeline_id", "rule_id", "rule_version", "severity", "score",
+        "rule_description", "event_id", "alert_timestamp", "transaction_data",
+        "kafka_partition", "kafka_offset",
+    }
+)  # fmt: skip
+"""Columns of an alert row (besides ``event_time``, which an alert copies from the event's own
+time field): the engine adds them next to the event's fields, so a field may not share a name."""
+
+RESERVED_FIELD_NAMES = frozenset({"event_date"} | ALERT_ROW_COLUMNS)
+"""Names a user field may not take: `event_date` is the bronze partition column, the others are
+alert columns."""
 
 _INT32 = (-(2**31), 2**31 - 1)
 _INT64 = (-(2**63), 2**63 - 1)
@@ -122,13 +133,16 @@ class FieldSpec(BaseModel):
                 f"field name {name[:40]!r} starts with '_': names starting with '_' are "
                 "reserved for metadata columns"
             )
-        if not NAME_PATTERN.match(name):
+        if not NAME_PATTERN.fullmatch(name):
             raise ValueError(
                 f"field name {name[:40]!r} is not valid: use 1-128 letters, digits and "
                 "underscores, starting with a letter"
             )
         if name.lower() in RESERVED_FIELD_NAMES:
-            raise ValueError(f"field name {name!r} is reserved (bronze partition column)")
+            what = "bronze partition column" if name.lower() == "event_date" else "alert column"
+            raise ValueError(
+                f"field name {name!r} is reserved ({what}); rename it, e.g. 'txn_{name.lower()}'"
+            )
         return name
 
 

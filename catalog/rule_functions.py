@@ -14,14 +14,17 @@ expression is a condition.
 from __future__ import annotations
 
 import difflib
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Any
 
 from sqlglot import exp
 from sqlglot.tokens import Token, TokenType
 
 from catalog.field_types import FieldType
+from catalog.rule_regex import regex_problem
 
 # sqlglot class -> the Spark spellings that parse into it (first = canonical name).
 FUNCTION_CLASSES: Mapping[type[exp.Expr], tuple[str, ...]] = MappingProxyType(
@@ -54,6 +57,7 @@ FUNCTION_CLASSES: Mapping[type[exp.Expr], tuple[str, ...]] = MappingProxyType(
         exp.Levenshtein: ("levenshtein",),
         exp.Soundex: ("soundex",),
         exp.Repeat: ("repeat",),
+        exp.Space: ("space",),
         exp.Ascii: ("ascii",),
         # arrays (literal lists and split results only: schemas have no array fields)
         exp.Array: ("array",),
@@ -94,11 +98,9 @@ FUNCTION_CLASSES: Mapping[type[exp.Expr], tuple[str, ...]] = MappingProxyType(
             "to_timestamp",
         ),
         exp.TryCast: ("try_cast", "cast"),
-        # date and time
-        exp.CurrentDate: ("current_date",),
-        exp.CurrentTimestamp: ("current_timestamp",),
+        # date and time (of the event's own fields; clock functions are refused)
         exp.TsOrDsAdd: ("date_add", "date_sub"),
-        exp.TimestampAdd: ("timestampadd", "dateadd"),
+        exp.TimestampAdd: ("timestampadd", "dateadd", "date_add"),
         exp.DateDiff: ("datediff", "date_diff"),
         exp.TimestampDiff: ("timestampdiff",),
         exp.TsOrDsToDate: ("to_date",),
@@ -140,7 +142,6 @@ ANONYMOUS_FUNCTIONS = frozenset(
         "make_date",
         "date_part",
         "datepart",
-        "now",
         "weekday",
         "timestamp_seconds",
         "bigint",
@@ -178,9 +179,57 @@ FORBIDDEN_FUNCTION_REASONS: Mapping[str, str] = MappingProxyType(
         "current_schema": "it depends on the job's environment, not on the event",
         "current_catalog": "it depends on the job's environment, not on the event",
         "version": "it depends on the job's environment, not on the event",
+        "randstr": "it is random, so alerts could not be reproduced",
+        "uniform": "it is random, so alerts could not be reproduced",
+        "input_file_block_start": "it depends on how Spark runs the job, not on the event",
+        "input_file_block_length": "it depends on how Spark runs the job, not on the event",
+        "current_timezone": "it depends on the job's environment, not on the event",
         "raise_error": "it would stop the streaming job",
         "assert_true": "it would stop the streaming job",
     }
+)
+
+CLOCK_FUNCTIONS = frozenset(
+    {
+        "current_timestamp", "current_date", "current_time", "now", "curdate",
+        "localtimestamp", "sysdate", "getdate", "unix_timestamp",
+    }
+)  # fmt: skip
+"""Functions that read the clock (``unix_timestamp`` only when called without arguments)."""
+
+CLOCK_REASON = (
+    "it reads the clock, so whether an alert exists would depend on when a batch, replay or "
+    "backtest ran; compare with the event's own time fields instead (e.g. event_time > "
+    "TIMESTAMP '2024-01-01 00:00:00' or datediff(event_time, signup_date) < 7)"
+)
+
+MAX_SIZE_ARGUMENT = 10_000
+"""Largest length or count a rule may pass to ``repeat``, ``lpad``, ``rpad`` or ``space``."""
+
+MAX_FIELD_REPEAT = 100
+"""Largest count ``repeat`` may use on a value that is not a literal (an event field's size is
+not bounded by the rule)."""
+
+MAX_LIKE_WILDCARDS = 4
+"""Most ``%`` wildcards a LIKE pattern may hold (each one multiplies the matching work)."""
+
+# The argument of each size-making function that says how long its result is.
+_SIZE_ARGUMENTS: Mapping[type[exp.Expr], str] = MappingProxyType(
+    {exp.Repeat: "times", exp.Pad: "expression", exp.Space: "this"}
+)
+_GROWING = (exp.Repeat, exp.Pad, exp.Space)
+# Functions whose pattern argument (`expression`) is a Java regular expression.
+_REGEX_CLASSES: tuple[type[exp.Expr], ...] = (
+    exp.RegexpLike, exp.RegexpExtract, exp.RegexpReplace, exp.RegexpCount, exp.RegexpSplit,
+)  # fmt: skip
+_TYPE_PARAMETER_LIMITS: Mapping[Any, tuple[tuple[int, int], ...]] = (
+    MappingProxyType(
+        {
+            exp.DataType.Type.DECIMAL: ((1, 38), (0, 38)),
+            exp.DataType.Type.VARCHAR: ((1, MAX_SIZE_ARGUMENT),),
+            exp.DataType.Type.CHAR: ((1, MAX_SIZE_ARGUMENT),),
+        }
+    )
 )
 
 ALLOWED_FUNCTION_NAMES: tuple[str, ...] = tuple(
@@ -284,6 +333,10 @@ def check_node(node: exp.Expr, ctx: RuleContext) -> Problem | None:
     """Why `node` may not appear in a rule, or None; records allowed columns and functions."""
     if isinstance(node, exp.Column):
         return _check_column(node, ctx)
+    if isinstance(node, exp.Literal):
+        return _check_number(node)
+    if isinstance(node, exp.Like | exp.ILike):
+        return _check_like(node)
     if isinstance(node, exp.In):
         if not node.expressions and not node.args.get("query"):
             return "IN needs at least one value", "IN", node_position(node)
@@ -297,7 +350,7 @@ def check_node(node: exp.Expr, ctx: RuleContext) -> Problem | None:
         and node.arg_key == "to"
         and isinstance(node.parent, exp.Cast)
     ):
-        return None  # the target type was checked with its Cast
+        return _check_type_parameters(node)  # the type itself was checked with its Cast
     if isinstance(node, exp.Var):
         unit = node.arg_key == "unit" or (
             node.arg_key == "this" and isinstance(node.parent, exp.Extract)
@@ -320,6 +373,9 @@ def _check_column(node: exp.Column, ctx: RuleContext) -> Problem | None:
             node_position(node),
         )
     entry = ctx.known.get(node.name.lower())
+    if entry is None and node.name.lower() in CLOCK_FUNCTIONS and not node.this.quoted:
+        message = f"'{node.name}' is not allowed in rules: {CLOCK_REASON}"
+        return message, node.name, node_position(node)
     if entry is None:
         names = sorted(name for name, _ in ctx.known.values())
         schema = [name for name in names if not name.startswith("_")]
@@ -343,7 +399,18 @@ def _check_function(node: exp.Func, ctx: RuleContext) -> Problem | None:
             position = ctx.call_position(word)
     if position is None:
         position = node_position(node)
+    clock = _clock_name(node, name, ctx)
+    if clock is not None:
+        where = ctx.call_position(clock)
+        if where is None:
+            where = ctx.token_position(
+                TokenType.CURRENT_TIMESTAMP, TokenType.CURRENT_DATE, TokenType.CURRENT_TIME
+            )
+        message = f"'{clock}' is not allowed in rules: {CLOCK_REASON}"
+        return message, clock, where if where is not None else position
     if isinstance(node, exp.Anonymous) and name in ANONYMOUS_FUNCTIONS:
+        if name == "regexp" and (problem := _check_pattern(node, name, position)):
+            return problem
         ctx.functions.add(name)
         return None
     if isinstance(node, exp.AggFunc):
@@ -371,6 +438,16 @@ def _check_function(node: exp.Func, ctx: RuleContext) -> Problem | None:
             name,
             position,
         )
+    if node._meta and "start" in node._meta and name not in spellings:
+        return (
+            f"'{clip(name)}' is not a Spark SQL function{suggest(name, ALLOWED_FUNCTION_NAMES)}",
+            name,
+            position,
+        )
+    if isinstance(node, _GROWING) and (problem := _check_size(node, name, position)):
+        return problem
+    if isinstance(node, _REGEX_CLASSES) and (problem := _check_pattern(node, name, position)):
+        return problem
     if isinstance(node, exp.Cast):
         target = node.args.get("to")
         if not isinstance(target, exp.DataType) or target.this not in _CAST_TARGETS:
@@ -385,6 +462,173 @@ def _check_function(node: exp.Func, ctx: RuleContext) -> Problem | None:
         ctx.functions.add(name)
     else:  # special syntax (cast, if, substring, ...) or added by sqlglot (e.g. for 1000L)
         ctx.functions.update(word for word in spellings if word in ctx.call_words)
+    return None
+
+
+_CLOCK_CLASSES: tuple[type[exp.Expr], ...] = (
+    exp.CurrentTimestamp, exp.CurrentDate, exp.CurrentTime, exp.CurrentDatetime,
+    exp.CurrentTimestampLTZ, exp.Localtime, exp.Localtimestamp,
+)  # fmt: skip
+
+
+def _clock_name(node: exp.Func, name: str, ctx: RuleContext) -> str | None:
+    """The name the user wrote for a clock function (None when `node` is not one)."""
+    if isinstance(node, exp.Anonymous):
+        return name if name in CLOCK_FUNCTIONS else None
+    if not isinstance(node, _CLOCK_CLASSES):
+        return None
+    if isinstance(node.parent, exp.StrToUnix) and not node._meta:
+        return "unix_timestamp"  # unix_timestamp() without arguments reads the clock
+    if name in CLOCK_FUNCTIONS:
+        return name
+    written = [tok.text.lower() for tok in ctx.tokens if tok.text.lower() in CLOCK_FUNCTIONS]
+    return written[0] if written else node.sql_name().lower()
+
+
+def _int_literal(node: exp.Expr | None) -> int | None:
+    """The value of a whole-number literal such as ``5`` or ``-5`` (None for anything else)."""
+    sign = 1
+    if isinstance(node, exp.Neg):
+        sign, node = -1, node.this
+    if isinstance(node, exp.Literal) and not node.is_string and node.this.isdigit():
+        return sign * int(node.this) if len(node.this) <= 12 else None
+    return None
+
+
+def _check_size(node: exp.Func, name: str, position: int | None) -> Problem | None:
+    """Length and count arguments must be small literals, and growth may not nest."""
+    value = _int_literal(node.args.get(_SIZE_ARGUMENTS[type(node)]))
+    if value is None:
+        return (
+            f"the length given to '{name}' must be a whole-number literal (at most "
+            f"{MAX_SIZE_ARGUMENT:,}), not an expression, so the result's size is known",
+            name,
+            position,
+        )
+    if value > MAX_SIZE_ARGUMENT:
+        return (
+            f"'{name}' may build at most {MAX_SIZE_ARGUMENT:,} characters; {value:,} is too "
+            "many (a rule runs on every event)",
+            name,
+            position,
+        )
+    source = None if isinstance(node, exp.Space) else node.this
+    if source is not None and any(isinstance(n, _GROWING) for n in source.walk()):
+        return (
+            f"'{name}' may not be applied to the result of repeat, lpad, rpad or space: "
+            "nested growth multiplies the size",
+            name,
+            position,
+        )
+    if isinstance(node, exp.Repeat):
+        if isinstance(source, exp.Literal) and source.is_string:
+            if len(source.this) * value > MAX_SIZE_ARGUMENT:
+                return (
+                    f"'{name}' would build {len(source.this) * value:,} characters; at most "
+                    f"{MAX_SIZE_ARGUMENT:,} are allowed",
+                    name,
+                    position,
+                )
+        elif value > MAX_FIELD_REPEAT:
+            return (
+                f"'{name}' of a value that is not a literal may repeat it at most "
+                f"{MAX_FIELD_REPEAT} times (an event's field can be long)",
+                name,
+                position,
+            )
+    return None
+
+
+def _check_pattern(node: exp.Func, name: str, position: int | None) -> Problem | None:
+    """A regular expression must be a literal that runs in linear time (`rule_regex`)."""
+    if isinstance(node, exp.Anonymous):
+        pattern = node.expressions[1] if len(node.expressions) > 1 else None
+    else:
+        pattern = node.args.get("expression")
+    shown = name if node._meta and "start" in node._meta else "RLIKE"
+    if not (isinstance(pattern, exp.Literal) and pattern.is_string):
+        written = pattern.sql(dialect="spark") if pattern is not None else shown
+        return (
+            f"the pattern of {shown} must be a string literal such as '^[A-Z]{{3}}$', not "
+            f"'{clip(written)}' (a pattern taken from the event could be made to run for hours)",
+            written,
+            node_position(pattern) if pattern is not None else position,
+        )
+    problem = regex_problem(pattern.this)
+    if problem is None:
+        return None
+    return (
+        f"unsafe pattern '{clip(pattern.this)}' in {shown}: {problem}",
+        pattern.this,
+        node_position(pattern),
+    )
+
+
+def _check_like(node: exp.Like | exp.ILike) -> Problem | None:
+    pattern = node.expression
+    keyword = "LIKE" if isinstance(node, exp.Like) else "ILIKE"
+    if not (isinstance(pattern, exp.Literal) and pattern.is_string):
+        written = pattern.sql(dialect="spark")
+        return (
+            f"the pattern of {keyword} must be a string literal such as 'abc%', not "
+            f"'{clip(written)}'",
+            written,
+            node_position(pattern),
+        )
+    if pattern.this.count("%") > MAX_LIKE_WILDCARDS:
+        return (
+            f"the {keyword} pattern '{clip(pattern.this)}' has more than {MAX_LIKE_WILDCARDS} "
+            "'%' wildcards; each one multiplies the matching work (split it into several "
+            "LIKE conditions joined with AND)",
+            pattern.this,
+            node_position(pattern),
+        )
+    return None
+
+
+def _check_number(node: exp.Literal) -> Problem | None:
+    if node.is_string:
+        return None
+    text = node.this
+    digits = text.lower().split("e")[0].replace(".", "").lstrip("0")
+    try:
+        finite = math.isfinite(float(text))
+    except (ValueError, OverflowError):
+        finite = False
+    if not finite or len(digits) > 38:
+        return (
+            f"the number {clip(text)} is out of range (at most 38 digits and within the range "
+            "of a double)",
+            text,
+            node_position(node),
+        )
+    return None
+
+
+def _check_type_parameters(node: exp.DataType) -> Problem | None:
+    """Type parameters (``DECIMAL(12, 2)``) must be whole-number literals within Spark's range."""
+    params = node.expressions
+    if not params:
+        return None
+    shown = node.sql(dialect="spark")
+    limits = _TYPE_PARAMETER_LIMITS.get(node.this, ())
+    if len(params) > len(limits):
+        return f"too many type parameters in '{clip(shown)}'", shown, node_position(node)
+    values: list[int] = []
+    for param, (low, high) in zip(params, limits, strict=False):
+        inner = param.this if isinstance(param, exp.DataTypeParam) else param
+        value = _int_literal(inner) if isinstance(inner, exp.Literal) else None
+        if value is None or not low <= value <= high:
+            written = inner.sql(dialect="spark") if isinstance(inner, exp.Expr) else str(inner)
+            return (
+                f"type parameter '{clip(written)}' in '{clip(shown)}' must be a whole number "
+                f"from {low} to {high}",
+                written,
+                node_position(node),
+            )
+        values.append(value)
+    if node.this == exp.DataType.Type.DECIMAL and len(values) == 2 and values[1] > values[0]:
+        return f"in '{clip(shown)}' the scale may not exceed the precision", shown, None
     return None
 
 

@@ -1,14 +1,18 @@
-"""Validation of fraud-rule expressions before they are stored (DESIGN §5).
+"""Validation of fraud-rule expressions before they are stored.
 
 A rule is one Spark SQL boolean expression over the fields of one event, e.g.
 ``amount > 5000 AND currency IN ('XX', 'YY')``. The API calls `validate_rule` on every create or
-edit and answers HTTP 422 with `RuleValidationError.to_dict()` when it fails; the streaming job
-evaluates `ValidatedRule.normalized` (sqlglot's Spark rendering, identifiers back-quoted).
+edit and answers HTTP 422 with `RuleValidationError.to_dict()` when it fails. What is stored, and
+what the streaming job runs, is `ValidatedRule.normalized`: the checked syntax tree rendered in
+Spark's dialect, so the engine never runs text the validator did not see.
 
 Checks: non-empty, bounded length and nesting, no control characters, comments, hints or ``;``;
-exactly one expression (no statements); only schema fields or documented metadata columns;
-only allow-listed functions (`catalog.rule_functions`); no subqueries, tables, windows,
-aggregates, generators, lambdas or parameters; and the result must be true/false.
+only plain spaces between tokens and only ASCII outside quotes; string literals read exactly as
+Spark reads them (``'O''Brien'`` is one literal); exactly one expression (no statements); only
+schema fields or documented metadata columns; only allow-listed Spark functions, called by their
+Spark names (`catalog.rule_functions`), with bounded sizes, safe regular expressions and no
+clock, random or session functions; cast type parameters are small literals; no subqueries,
+tables, windows, aggregates, generators, lambdas or parameters; the result must be true/false.
 """
 
 from __future__ import annotations
@@ -44,6 +48,42 @@ _STATEMENT_TOKENS = frozenset(_DIALECT.parser_class.STATEMENT_PARSERS) | {
     TokenType.FROM,
 }
 _SET_OPERATIONS = frozenset({TokenType.UNION, TokenType.EXCEPT, TokenType.INTERSECT})
+# Words that start a Spark SQL statement rather than a condition (when not a field's name).
+_STATEMENT_WORDS = frozenset(
+    {
+        "EXECUTE", "ADD", "SET", "RESET", "USE", "LIST", "REFRESH", "CACHE", "UNCACHE", "CLEAR",
+        "MSCK", "REPAIR", "LOAD", "GRANT", "REVOKE", "CALL", "DECLARE", "EXPLAIN", "DESCRIBE",
+        "DESC", "SHOW", "ANALYZE", "OPTIMIZE", "VACUUM", "TRUNCATE", "DROP", "CREATE", "ALTER",
+        "INSERT", "UPDATE", "DELETE", "MERGE", "REPLACE", "SELECT", "WITH", "VALUES", "FROM",
+        "TABLE", "IMPORT", "EXPORT", "COPY", "COMMENT",
+    }
+)  # fmt: skip
+# Words that continue a condition after a leading field name (``comment LIKE ...``).
+_CONDITION_WORDS = frozenset(
+    {
+        TokenType.LIKE, TokenType.ILIKE, TokenType.RLIKE, TokenType.IRLIKE, TokenType.IS,
+        TokenType.IN, TokenType.BETWEEN, TokenType.AND, TokenType.OR, TokenType.NOT,
+        TokenType.DIV, TokenType.ESCAPE, TokenType.GLOB,
+    }
+)  # fmt: skip
+# The only characters Spark and sqlglot both read as a separator between tokens.
+_BLANK = " \t\n\r"
+_SEPARATORS = frozenset(_BLANK)
+# String forms other than plain '...' / "..." literals (raw, national, byte, hex, bit strings).
+_OTHER_STRINGS = frozenset(
+    {
+        TokenType.RAW_STRING, TokenType.NATIONAL_STRING, TokenType.BYTE_STRING,
+        TokenType.HEX_STRING, TokenType.BIT_STRING, TokenType.HEREDOC_STRING,
+        TokenType.UNICODE_STRING,
+    }
+)  # fmt: skip
+# Backslash escapes whose meaning Spark and the rendering agree on (the value each stands for).
+_ESCAPES = {"\\": "\\", "'": "'", '"': '"', "n": "\n", "t": "\t", "r": "\r",
+            "%": "\\%", "_": "\\_"}  # fmt: skip
+# Identifiers that are SQL keywords are back-quoted when the rule is rendered.
+_KEYWORD_WORDS = frozenset(
+    word for phrase in _DIALECT.tokenizer_class.KEYWORDS for word in phrase.upper().split()
+)
 
 
 class RuleValidationError(ValueError):
@@ -99,8 +139,8 @@ def validate_rule(
     known = {name.lower(): (name, ftype) for name, ftype in METADATA_COLUMNS.items()}
     known.update({name.lower(): (name, ftype) for name, ftype in schema.items()})
 
-    lead = len(expression) - len(expression.lstrip())
-    text = expression.strip()
+    lead = len(expression) - len(expression.lstrip(_BLANK))
+    text = expression.strip(_BLANK)
     if not text:
         raise RuleValidationError("the rule expression is empty", None, None)
     if len(text) > max_length:
@@ -113,12 +153,15 @@ def validate_rule(
     if bad:
         raise _fail(
             f"control character U+{ord(bad.group()):04X} is not allowed",
-            None,
+            f"U+{ord(bad.group()):04X}",
             lead + bad.start(),
         )
 
     tokens = _tokenize(text, lead)
+    _check_statement(tokens, known, lead)
     _check_tokens(text, tokens, lead, max(1, max_depth // 2))
+    tokens = _read_strings(text, tokens, lead)
+    _check_type_tokens(tokens, lead)
     tree = _parse(text, tokens, lead)
 
     call_words = frozenset(
@@ -156,11 +199,34 @@ def validate_rule(
             tree.sql(dialect="spark"),
             _pos(node_position(tree), lead),
         )
-    try:
-        normalized = tree.sql(dialect="spark", identify=True)
-    except RecursionError:
-        raise RuleValidationError("the rule is nested too deeply", None, None) from None
+    normalized = render(tree)
     return ValidatedRule(text, normalized, frozenset(ctx.columns), frozenset(ctx.functions))
+
+
+def render(tree: exp.Expr) -> str:
+    """The Spark SQL text of a checked rule; identifiers that are keywords are back-quoted.
+
+    The rendering must read back as the same tree: a rule whose text would not is refused
+    rather than stored in a form that might mean something else.
+    """
+    for identifier in tree.find_all(exp.Identifier):
+        if identifier.name.upper() in _KEYWORD_WORDS:
+            identifier.set("quoted", True)
+    try:
+        text = tree.sql(dialect="spark")
+        again = _DIALECT.parse(text)
+        stable = len(again) == 1 and again[0] is not None and again[0].sql(dialect="spark") == text
+    except (RecursionError, ParseError, TokenError):
+        raise RuleValidationError(
+            "the rule is nested too deeply to be stored; split it into simpler rules"
+        ) from None
+    if not stable:
+        raise RuleValidationError(
+            "the rule could not be rendered in a form Spark reads the same way; simplify it",
+            clip(text),
+            None,
+        )
+    return text
 
 
 def _pos(position: int | None, lead: int) -> int | None:
@@ -203,6 +269,26 @@ def _unterminated(text: str) -> tuple[str, int] | None:
     return None
 
 
+def _check_statement(
+    tokens: list[Token], known: Mapping[str, tuple[str, FieldType]], lead: int
+) -> None:
+    """Refuse ``EXECUTE IMMEDIATE ...``, ``ADD JAR ...`` and other statements up front."""
+    first = tokens[0]
+    if first.text.lower() in known:
+        return
+    command = first.token_type == TokenType.COMMAND
+    follows = len(tokens) > 1 and tokens[1].token_type not in _CONDITION_WORDS and (
+        tokens[1].text[:1].isalpha() or tokens[1].token_type == TokenType.STRING
+    )
+    if command or (first.text.upper() in _STATEMENT_WORDS and follows):
+        words = " ".join(tok.text for tok in tokens[:2] if tok.text[:1].isalpha())
+        raise _fail(
+            f"a rule is a condition such as amount > 100, not a SQL statement ('{clip(words)}')",
+            first.text,
+            lead + first.start,
+        )
+
+
 def _check_tokens(text: str, tokens: list[Token], lead: int, max_nesting: int) -> None:
     """Reject what sqlglot would silently drop or recurse on: comments, hints, ``;``, nesting."""
     previous_end = -1
@@ -218,7 +304,22 @@ def _check_tokens(text: str, tokens: list[Token], lead: int, max_nesting: int) -
                 text[offset : offset + 3],
                 lead + offset,
             )
+        odd = next((c for c in gap if c not in _SEPARATORS), None)
+        if odd is not None:
+            raise _fail(
+                f"character U+{ord(odd):04X} cannot separate words in a rule (Spark cannot "
+                "read it); use a plain space",
+                f"U+{ord(odd):04X}",
+                lead + previous_end + 1 + gap.index(odd),
+            )
         if tok is not None:
+            if tok.token_type not in (TokenType.STRING, *_OTHER_STRINGS) and not tok.text.isascii():
+                odd = next(c for c in tok.text if not c.isascii())
+                raise _fail(
+                    f"character U+{ord(odd):04X} is only allowed inside quotes",
+                    f"U+{ord(odd):04X}",
+                    lead + tok.start,
+                )
             previous_end = tok.end
     depth = 0
     for tok in tokens:
@@ -239,6 +340,93 @@ def _check_tokens(text: str, tokens: list[Token], lead: int, max_nesting: int) -
                 )
         elif tok.token_type in (TokenType.R_PAREN, TokenType.R_BRACKET):
             depth -= 1
+
+
+def _read_strings(text: str, tokens: list[Token], lead: int) -> list[Token]:
+    """String tokens carrying exactly the value Spark reads from the source.
+
+    Spark reads a doubled quote inside a literal (``'O''Brien'``) as one quote, where sqlglot
+    sees two adjacent literals; the two are merged. Backslash escapes are limited to those both
+    sides read alike; raw, national, byte and hex strings are refused.
+    """
+    result: list[Token] = []
+    for tok in tokens:
+        if tok.token_type in _OTHER_STRINGS:
+            raise _fail(
+                "only plain string literals in single quotes are allowed, such as 'abc'",
+                text[tok.start : tok.end + 1],
+                lead + tok.start,
+            )
+        previous = result[-1] if result else None
+        if (
+            tok.token_type == TokenType.STRING
+            and previous is not None
+            and previous.token_type == TokenType.STRING
+            and previous.end + 1 == tok.start
+            and text[previous.start] == text[tok.start]
+        ):
+            previous.end = tok.end
+            previous.text = _string_value(text, previous.start, previous.end, lead)
+            continue
+        if tok.token_type == TokenType.STRING:
+            tok.text = _string_value(text, tok.start, tok.end, lead)
+        result.append(tok)
+    return result
+
+
+def _string_value(text: str, start: int, end: int, lead: int) -> str:
+    """What Spark reads from the literal ``text[start : end + 1]`` (quotes included)."""
+    quote, body = text[start], text[start + 1 : end]
+    value: list[str] = []
+    index = 0
+    while index < len(body):
+        char = body[index]
+        if char == "\\" and index + 1 < len(body):
+            escaped = body[index + 1]
+            if escaped not in _ESCAPES:
+                shown = "\\" + escaped
+                raise _fail(
+                    f"escape '{shown}' in a string is read by Spark as '{escaped}', which is "
+                    f"rarely what is meant; write '\\{shown}' for a backslash (as in regular "
+                    "expressions) or the character itself",
+                    shown,
+                    lead + start + 1 + index,
+                )
+            value.append(_ESCAPES[escaped])
+            index += 2
+        elif char == quote and body[index + 1 : index + 2] == quote:
+            value.append(quote)
+            index += 2
+        else:
+            value.append(char)
+            index += 1
+    return "".join(value)
+
+
+def _check_type_tokens(tokens: list[Token], lead: int) -> None:
+    """Cast type parameters (``AS DECIMAL(12, 2)``) may hold only whole numbers.
+
+    sqlglot drops the parameters of some types (``VARCHAR(n)``), so they are checked here,
+    before parsing, as well as on the syntax tree.
+    """
+    type_tokens = _DIALECT.parser_class.TYPE_TOKENS
+    for index, tok in enumerate(tokens[1:-1], start=1):
+        if (
+            tok.token_type not in type_tokens
+            or tokens[index - 1].token_type not in (TokenType.ALIAS, TokenType.DCOLON)
+            or tokens[index + 1].token_type != TokenType.L_PAREN
+        ):
+            continue
+        for inner in tokens[index + 2 :]:
+            if inner.token_type == TokenType.R_PAREN:
+                break
+            if inner.token_type not in (TokenType.NUMBER, TokenType.COMMA):
+                raise _fail(
+                    f"type parameters of {tok.text.upper()} must be whole numbers such as "
+                    f"DECIMAL(12, 2); '{clip(inner.text)}' is not allowed there",
+                    inner.text,
+                    lead + inner.start,
+                )
 
 
 def _statement_error(tokens: list[Token], lead: int, ambiguous: bool) -> RuleValidationError:

@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     api_max_page_size: int = 1000
+    api_max_body_bytes: int = Field(
+        default=1_048_576, ge=1024, description="largest request body the API reads; larger "
+        "ones get 413 before the caller's key is even checked")
 
     # Object store: local warehouse unless S3/R2 credentials are set
     warehouse: str | None = None
@@ -105,6 +108,11 @@ class Settings(BaseSettings):
     # Rule language limits
     rule_max_length: int = 4000
     rule_max_depth: int = 40
+    rule_budget_seconds: float = Field(
+        default=5.0, gt=0, description="a new or edited rule evaluated alone on a sample of "
+        "recent events must finish within this time, else it is set to state=error")
+    rule_budget_sample_rows: int = Field(
+        default=1000, ge=1, description="how many events the rule budget check evaluates on")
 
     @model_validator(mode="after")
     def _require_secrets_in_production(self) -> Settings:

@@ -23,12 +23,17 @@ def encode_cursor(alert_timestamp: datetime, alert_pk: int) -> str:
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, int]:
+    """The (alert time, alert pk) a cursor holds; `BadCursor` for anything this API did not
+    produce, including numbers out of range such as ``1e400``."""
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         ts, pk = json.loads(base64.urlsafe_b64decode(padded.encode()))
-        return datetime.fromisoformat(ts), int(pk)
-    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError) as exc:
+        when, key = datetime.fromisoformat(ts), int(pk)
+    except (binascii.Error, ValueError, TypeError, UnicodeError, OverflowError) as exc:
         raise BadCursor("cursor is not valid: use the X-Next-Cursor of a previous page") from exc
+    if not 0 < key < 2**63:
+        raise BadCursor("cursor is not valid: use the X-Next-Cursor of a previous page")
+    return when, key
 
 
 def list_alerts(

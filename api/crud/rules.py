@@ -99,12 +99,17 @@ def update_rule(
 ) -> dict[str, Any] | None:
     """Apply `changes` as a new version; returns the new row (None if the rule is gone).
 
-    A change to the expression resets the rule's state to `ok` (the stream re-analyses it).
+    Changes that leave every value as it is are a no-op: no new version (the version is part of
+    every alert id), no audit entry. A change to the expression resets the rule's state to `ok`
+    (the stream re-analyses it).
     """
     before = conn.execute(select(rules).where(rules.c.id == rule_id).with_for_update()).first()
     if before is None:
         return None
     before_row = dict(before._mapping)
+    changes = {k: v for k, v in changes.items() if before_row.get(k) != v}
+    if not changes:
+        return get_rule(conn, rule_id=rule_id)
     values: dict[str, Any] = dict(changes, version=before_row["version"] + 1, updated_at=func.now())
     if "rule_expression" in changes:
         values.update(state="ok", error_message=None)

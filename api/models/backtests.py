@@ -8,6 +8,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from api.models.text import SafeText
+
 MAX_SAMPLE = 1000
 
 
@@ -16,7 +18,7 @@ class BacktestCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    rule_expression: str = Field(min_length=1, max_length=4000)
+    rule_expression: SafeText = Field(min_length=1, max_length=4000)
     since: datetime = Field(description="ISO-8601; without an offset it is read as UTC")
     until: datetime = Field(description="ISO-8601, exclusive; without an offset, UTC")
     sample_size: int = Field(default=20, ge=0, le=MAX_SAMPLE,

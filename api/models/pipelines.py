@@ -5,12 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from api.models.text import SafeText
 from catalog.field_types import FieldSpec
 
 PipelineStatus = Literal["active", "paused", "stopped"]
 TOPIC_PATTERN = r"^[A-Za-z0-9._-]{1,249}$"
+"""Kafka's legal topic names; ``.`` and ``..`` are refused separately (Kafka refuses them)."""
 
 
 class PipelineCreate(BaseModel):
@@ -18,14 +20,22 @@ class PipelineCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=200)
+    name: SafeText = Field(min_length=1, max_length=200)
     kafka_topic: str = Field(pattern=TOPIC_PATTERN, description="Kafka topic name")
     schema_: list[FieldSpec] = Field(alias="schema", min_length=1, max_length=500)
-    key_field: str | None = Field(
-        default=None, description="field that identifies an event (default: first *_id field)"
+    key_field: SafeText | None = Field(
+        default=None, max_length=128,
+        description="field that identifies an event (default: first *_id field)",
     )
     partitions: int | None = Field(default=None, ge=1, le=256)
     status: PipelineStatus = "active"
+
+    @field_validator("kafka_topic")
+    @classmethod
+    def _legal_topic(cls, topic: str) -> str:
+        if topic in (".", ".."):
+            raise ValueError(f"'{topic}' is not a legal Kafka topic name")
+        return topic
 
 
 class PipelineCreated(BaseModel):

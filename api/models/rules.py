@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from api.models.text import SafeText
+
 Severity = Literal["critical", "warning", "info"]
 
 
@@ -15,9 +17,9 @@ class RuleCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    rule_expression: str = Field(min_length=1, max_length=4000)
+    rule_expression: SafeText = Field(min_length=1, max_length=4000)
     severity: Severity = "warning"
-    description: str | None = Field(default=None, max_length=2000)
+    description: SafeText | None = Field(default=None, max_length=2000)
     score: float | None = Field(default=None, ge=0, le=100)
     is_active: bool = True
     lookback_days: int | None = Field(
@@ -46,9 +48,9 @@ class RuleUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    rule_expression: str | None = Field(default=None, min_length=1, max_length=4000)
+    rule_expression: SafeText | None = Field(default=None, min_length=1, max_length=4000)
     severity: Severity | None = None
-    description: str | None = Field(default=None, max_length=2000)
+    description: SafeText | None = Field(default=None, max_length=2000)
     score: float | None = Field(default=None, ge=0, le=100)
     is_active: bool | None = None
 
@@ -97,8 +99,8 @@ class RuleVersionPublic(BaseModel):
 class RuleValidateRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    pipeline_id: int
-    rule_expression: str = Field(min_length=1, max_length=100_000)
+    pipeline_id: int = Field(ge=1, le=2_147_483_647)
+    rule_expression: SafeText = Field(min_length=1, max_length=100_000)
 
 
 class RuleValidateResult(BaseModel):

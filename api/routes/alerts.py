@@ -28,7 +28,7 @@ def list_alerts(
     rule_id: Annotated[int | None, Query(ge=1, le=INT32_MAX)] = None,
     since: Annotated[datetime | None, Query(description="alerts at or after (ISO-8601)")] = None,
     until: Annotated[datetime | None, Query(description="alerts before (ISO-8601)")] = None,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    cursor: Annotated[str | None, Query(max_length=200, pattern=r"^[A-Za-z0-9_=-]*$")] = None,
 ) -> list[dict[str, Any]]:
     """Newest alerts first. The next page's cursor is in the `X-Next-Cursor` header."""
     if since is not None and until is not None and since >= until:
@@ -54,7 +54,10 @@ def list_alerts(
 
 @router.get("/{alert_ref}", response_model=AlertPublic)
 def get_alert(
-    alert_ref: Annotated[str, Path(min_length=1, max_length=128)], engine: EngineDep, who: Viewer
+    alert_ref: Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_-]+$",
+                                   description="numeric id or alert id")],
+    engine: EngineDep,
+    who: Viewer,
 ) -> dict[str, Any]:
     """One alert, by numeric id or by its deterministic alert id."""
     with engine.connect() as conn:

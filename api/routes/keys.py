@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response, status
-from sqlalchemy import func, select, update
+from sqlalchemy import select
 
 from api.crud import audit
+from api.crud import keys as keys_crud
 from api.deps import Admin, EngineDep
 from api.errors import conflict, not_found
 from api.models.keys import ApiKeyCreate, ApiKeyCreated, ApiKeyPublic, AuditEntry
@@ -53,32 +54,12 @@ def revoke_api_key(key_id: KeyId, engine: EngineDep, who: Admin) -> Response:
     """Revoke a key (kept for the audit trail). The key in use and the last admin key stay."""
     if key_id == who.key_id:
         raise conflict("refusing to revoke the key this request is made with; use another key")
-    with engine.begin() as conn:
-        target = conn.execute(
-            select(api_keys.c.role, api_keys.c.is_active).where(api_keys.c.id == key_id)
-        ).first()
-        if target is not None and target.role == "admin" and target.is_active:
-            admins = conn.execute(
-                select(func.count()).select_from(api_keys).where(
-                    api_keys.c.role == "admin", api_keys.c.is_active.is_(True)
-                )
-            ).scalar_one()
-            if admins <= 1:
-                raise conflict("refusing to revoke the last active admin key")
-        result = conn.execute(
-            update(api_keys).where(api_keys.c.id == key_id).values(is_active=False)
-        )
-        if result.rowcount == 0:
-            raise not_found("API key", key_id)
-        audit.record(
-            conn,
-            actor=who.name,
-            action="api_key.revoke",
-            entity="api_key",
-            entity_id=key_id,
-            before=None,
-            after={"is_active": False},
-        )
+    try:
+        with engine.begin() as conn:
+            if not keys_crud.revoke_key(conn, key_id=key_id, actor=who.name):
+                raise not_found("API key", key_id)
+    except keys_crud.LastAdminKey as exc:
+        raise conflict(str(exc)) from exc
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -86,7 +67,7 @@ def revoke_api_key(key_id: KeyId, engine: EngineDep, who: Admin) -> Response:
 def list_audit(
     engine: EngineDep,
     who: Admin,
-    entity: Annotated[str | None, Query(max_length=32)] = None,
+    entity: Annotated[str | None, Query(max_length=32, pattern=r"^[a-z_]+$")] = None,
     entity_id: Annotated[int | None, Query(ge=1, le=INT32_MAX)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[dict[str, Any]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import APIRouter, status
@@ -10,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from api.crud import pipelines as crud
 from api.deps import Admin, EngineDep, SettingsDep, Viewer
 from api.errors import conflict, not_found, unavailable, unprocessable
-from api.kafka_topics import KafkaUnavailable, ensure_topic
+from api.kafka_topics import InvalidTopic, KafkaUnavailable, ensure_topic
 from api.models.pipelines import (
     PipelineCreate,
     PipelineCreated,
@@ -32,6 +33,7 @@ from catalog.field_types import (
 )
 
 router = APIRouter(prefix="/api/pipelines", tags=["pipelines"])
+log = logging.getLogger("sentinel.api")
 
 
 def _check_schema(fields: list[FieldSpec]) -> None:
@@ -80,8 +82,11 @@ def create_pipeline(body: PipelineCreate, engine: EngineDep, settings: SettingsD
             )
             # The topic is created inside the transaction: if Kafka refuses, nothing is stored.
             ensure_topic(settings, topic=body.kafka_topic, partitions=partitions)
+    except InvalidTopic as exc:
+        raise unprocessable(["body", "kafka_topic"], str(exc)) from exc
     except KafkaUnavailable as exc:
-        raise unavailable(f"pipeline not created: Kafka is unavailable ({exc})") from exc
+        log.warning("pipeline %r not created: %s", body.name, exc)
+        raise unavailable("pipeline not created: Kafka is unavailable; retry shortly") from exc
     except IntegrityError as exc:
         raise conflict("a pipeline with this name or topic already exists") from exc
     return PipelineCreated(id=pipeline_id)

@@ -78,7 +78,7 @@ def create_rule(
             conn,
             actor=who.name,
             pipeline_id=pipeline_id,
-            rule_expression=rule.expression,
+            rule_expression=rule.normalized,
             severity=body.severity,
             description=body.description,
             score=body.score,
@@ -88,7 +88,7 @@ def create_rule(
         if body.lookback_days is not None:
             job_id = backtest_crud.create_lookback(
                 conn, pipeline_id=pipeline_id, rule_id=rule_id, rule_version=1,
-                rule_expression=rule.expression, days=body.lookback_days, requested_by=who.name)
+                rule_expression=rule.normalized, days=body.lookback_days, requested_by=who.name)
             url = f"/api/pipelines/{pipeline_id}/rules/backtests/{job_id}"
             lookback = LookbackQueued(id=job_id, poll_url=url)
     return RuleCreated(id=rule_id, lookback=lookback)
@@ -153,7 +153,7 @@ def update_rule(
             fields = pipeline_fields(conn, current["pipeline_id"])
             changes["rule_expression"] = validated(
                 changes["rule_expression"], fields, settings
-            ).expression
+            ).normalized
         row = crud.update_rule(
             conn, actor=who.name, rule_id=rule_id, changes=changes, action="rule.update"
         )
@@ -166,7 +166,8 @@ def update_rule(
 def set_rule_status(
     rule_id: RuleId, body: RuleStatusUpdate, engine: EngineDep, who: Analyst
 ) -> dict[str, Any]:
-    """Enable or disable a rule (takes effect on the next micro-batch)."""
+    """Enable or disable a rule (takes effect on the next micro-batch); setting the state it
+    already has changes nothing, not even the version."""
     with engine.begin() as conn:
         row = crud.update_rule(
             conn,

@@ -9,8 +9,10 @@ import pytest
 from pydantic import ValidationError
 
 from catalog.field_types import (
+    ALERT_ROW_COLUMNS,
     MAX_FIELDS,
     METADATA_COLUMNS,
+    RESERVED_FIELD_NAMES,
     FieldSpec,
     FieldType,
     SchemaError,
@@ -144,6 +146,10 @@ def test_value_problem() -> None:
         ("a" * 129, "not valid"),
         ("event_date", "reserved"),
         ("Event_Date", "reserved"),
+        ("amount\n", "not valid"),
+        ("severity", "reserved (alert column)"),
+        ("Score", "reserved (alert column)"),
+        ("rule_version", "reserved (alert column)"),
     ],
 )
 def test_invalid_field_names(name: str, fragment: str) -> None:
@@ -252,3 +258,12 @@ def test_default_key_field() -> None:
     assert default_key_field(fields) == "order_ID"  # user_id is nullable
     assert default_key_field([spec("sensor", nullable=False), spec("temp", T.FLOAT)]) is None
     assert default_key_field([spec("paid", nullable=False)]) is None
+
+
+def test_every_alert_column_but_the_event_time_is_reserved() -> None:
+    from streaming.alerts import ALERT_COLUMNS
+
+    # event_time is the alert's copy of the event's own time field, which may be named so.
+    assert set(ALERT_COLUMNS) - {"event_time"} == ALERT_ROW_COLUMNS
+    assert ALERT_ROW_COLUMNS <= RESERVED_FIELD_NAMES
+    assert FieldSpec(name="event_time", type=T.TIMESTAMP).name == "event_time"
