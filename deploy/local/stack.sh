@@ -7,6 +7,8 @@
 #   stack.sh demo | demo-stop   (re)start / stop the demo producer
 #   stack.sh services  the same without the API: what the tests need (+ headless Chromium)
 #   stack.sh down      stops exactly what these scripts started (pid files in .sentinel/run)
+#   stack.sh stop-apps stops what `up` adds to `services` (demo producer, Superset, Dagster and
+#                      its streams, API) and leaves the shared services running
 #   stack.sh status    one line per service
 #   stack.sh logs [S]  tail -F the logs (all, or one service: postgres redis kafka s3 api)
 #   stack.sh venv | jars | migrate | superset-provision
@@ -174,6 +176,13 @@ case "${1:-}" in
   logs) cmd_logs "${2:-}" ;;
   demo) step "demo" start_demo ;;
   demo-stop) stop_demo ;;
+  stop-apps)
+    stop_demo
+    stop_superset
+    stop_dagster
+    stop_stream_host
+    stop_api
+    ;;
   venv) step "python venv" ensure_venv ;;
   jars)
     step "python venv" ensure_venv
@@ -187,7 +196,7 @@ case "${1:-}" in
     step "catalog migrations" migrate_all
     ;;
   *)
-    sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
     ;;
 esac

@@ -217,7 +217,12 @@ def ensure_dataset(api: Superset, db: int, name: str, schema: str, time_col: str
     if hits:
         did = int(hits[0]["id"])
         api.call("PUT", f"/api/v1/dataset/{did}", {"schema": schema, "sql": sql})
-        api.call("PUT", f"/api/v1/dataset/{did}/refresh")  # columns from the table / query
+        try:
+            api.call("PUT", f"/api/v1/dataset/{did}/refresh")  # columns from the table / query
+        except RuntimeError as exc:  # a physical dataset whose table is not there
+            if sql is None and "HTTP 422" in str(exc):
+                raise NotFound(str(exc)) from exc
+            raise
     else:  # creating reads the columns
         did = int(api.call("POST", "/api/v1/dataset/", {
             "database": db, "schema": schema, "table_name": name, "sql": sql})["id"])
@@ -228,10 +233,13 @@ def ensure_dataset(api: Superset, db: int, name: str, schema: str, time_col: str
 
 def built_marts(api: Superset, db: int) -> set[str] | None:
     """The tables of the gold schema as Superset sees them (None: it could not list them)."""
-    q = quote(f"(force:!t,schema_name:{gold()})")
     try:
+        schemas = api.call("GET", f"/api/v1/database/{db}/schemas/?q={quote('(force:!t)')}")
+        if gold() not in schemas.get("result", []):
+            return set()
+        q = quote(f"(force:!t,schema_name:{gold()})")
         res = api.call("GET", f"/api/v1/database/{db}/tables/?q={q}")
-    except (NotFound, RuntimeError):
+    except RuntimeError:  # NotFound included
         return None
     return {t.get("value") for t in res.get("result", [])}
 
@@ -247,7 +255,8 @@ def ensure_datasets(api: Superset, dbs: dict[str, int]) -> tuple[dict[str, int],
             out[name] = ensure_dataset(api, dbs[LAKEHOUSE], name, gold(), col)
         except NotFound:
             missing.append(f"{gold()}.{name}")
-            out[name] = ensure_dataset(api, dbs[LAKEHOUSE], name, gold(), col,
+            # in `default`: Superset selects the dataset's schema first, and gold may not exist
+            out[name] = ensure_dataset(api, dbs[LAKEHOUSE], name, "default", col,
                                        placeholder_sql(name))
     for name, (sql, col) in PG_DATASETS.items():
         out[name] = ensure_dataset(api, dbs[ALERTS], name, "public", col, sql)
