@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 GRID_WIDTH = 12
-LIVE_REFRESH_SECONDS = 10
+LIVE_REFRESH_SECONDS = 5
 # per dashboard: the select filters beyond "Pipeline" (name, column) and the auto-refresh (s)
 EXTRA_SELECTS: dict[str, list[tuple[str, str]]] = {"Live Alerts": [("Severity", "severity")]}
 REFRESH: dict[str, int] = {"Live Alerts": LIVE_REFRESH_SECONDS}
