@@ -107,9 +107,7 @@ def latest_mart_event(instance: Any) -> int:
     """The storage id of the newest materialization of any gold mart (0: none yet)."""
     ids = [0]
     for key in MART_KEYS:
-        event = instance.get_latest_materialization_event(key)
-        if event is not None and event.storage_id is not None:
-            ids.append(int(event.storage_id))
+        ids += [r.storage_id for r in instance.fetch_materializations(key, limit=1).records]
     return max(ids)
 
 
