@@ -29,6 +29,7 @@ import argparse
 import json
 import os
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -237,11 +238,15 @@ def built_marts(api: Superset, db: int) -> set[str] | None:
         schemas = api.call("GET", f"/api/v1/database/{db}/schemas/?q={quote('(force:!t)')}")
         if gold() not in schemas.get("result", []):
             return set()
-        q = quote(f"(force:!t,schema_name:{gold()})")
-        res = api.call("GET", f"/api/v1/database/{db}/tables/?q={q}")
+        # (not /tables/: through the hive dialect Spark's SHOW TABLES lists the schema's name)
+        res = api.call("POST", "/api/v1/sqllab/execute/", {
+            "database_id": db, "sql": f"show tables in {gold()}", "runAsync": False,
+            "client_id": uuid.uuid4().hex[:10], "schema": None, "tab": "provision",
+            "queryLimit": 10000, "expand_data": True, "select_as_cta": False,
+            "ctas_method": "TABLE", "templateParams": "{}"})
     except RuntimeError:  # NotFound included
         return None
-    return {t.get("value") for t in res.get("result", [])}
+    return {str(row.get("tableName")) for row in res.get("data", [])}
 
 
 def ensure_datasets(api: Superset, dbs: dict[str, int]) -> tuple[dict[str, int], list[str]]:
