@@ -196,6 +196,9 @@ def send_event(api: httpx.Client, amount: float) -> str:
 
 
 def test_live_alerts_shows_an_event_sent_now_within_15_s(stack: httpx.Client) -> None:
+    """Sent -> stream -> Postgres -> dashboard (refreshing itself) in 15 s; the dashboard's own
+    share (from the alert being raised to its row on screen) is checked on its own too, so a
+    failure says which side was slow."""
     from selenium.webdriver.common.by import By
 
     with headless_chromium(1600, 1400) as driver:
@@ -205,13 +208,21 @@ def test_live_alerts_shows_an_event_sent_now_within_15_s(stack: httpx.Client) ->
             By.CSS_SELECTOR, "table tbody tr"), 120)
         txn = send_event(stack, 99_999.0)  # > 5000: the demo's critical rule
         sent = time.monotonic()
-        wait_for(f"a row for {txn}", lambda: txn in driver.page_source, 15, every=0.5)
-        seen = time.monotonic() - sent
+        raised = shown = None
+        while time.monotonic() - sent < 120 and shown is None:
+            if raised is None and stack.get(f"/api/transactions/{txn}/risk").json()["risky"]:
+                raised = time.monotonic() - sent
+            if txn in driver.page_source:
+                shown = time.monotonic() - sent
+            time.sleep(0.5)
         time.sleep(2)  # the charts' animations
         driver.save_screenshot(str(artifact("first-run-live-alerts.png")))
     risk = stack.get(f"/api/transactions/{txn}/risk").raise_for_status().json()
     assert risk["risky"] and risk["severity"] == "critical"  # the stream raised it
-    assert seen <= 15
+    raised = raised if raised is not None else shown
+    assert shown is not None, f"{txn} not on the dashboard after 120 s (raised after {raised}s)"
+    assert raised is not None and shown - raised <= 10, (raised, shown)  # refresh every 5 s
+    assert shown <= 15, f"shown after {shown:.1f}s, of which the stream took {raised:.1f}s"
 
 
 CHART_STATE_JS = """
