@@ -50,9 +50,9 @@ submit: ## run one pipeline's stream in the foreground, outside Dagster (ID=N)
 	@test -n "$(ID)" || { echo "usage: make submit ID=<pipeline id>" >&2; exit 2; }
 	$(VENV)/python -m streaming.job --pipeline-id $(ID)
 
-producer: ## send generated events to a pipeline (ID=1 RATE=100 COUNT=1000)
+producer: ## send generated events to a pipeline (ID=1 RATE=100 COUNT=1000; START=iso: backfill)
 	$(VENV)/python -m streaming.producer --pipeline-id $(or $(ID),1) --rate $(or $(RATE),100) \
-	  --count $(or $(COUNT),1000)
+	  --count $(or $(COUNT),1000) $(if $(START),--start $(START))
 
 bench: services ## throughput vs floor vs the seed's way, rule scaling, latency, API (minutes)
 	$(VENV)/python -m bench.run

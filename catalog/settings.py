@@ -104,6 +104,10 @@ class Settings(BaseSettings):
         default=None, description="SQL LIKE pattern: the watcher only manages matching pipelines"
     )
     compaction_spark_master: str = "local[2]"
+    superset_url: str | None = Field(
+        default=None, description="Superset that Dagster provisions again after each dbt build "
+        "(set by `make up` when it starts Superset; unset: Dagster leaves Superset alone)"
+    )
 
     # Rule language limits
     rule_max_length: int = 4000

@@ -23,16 +23,22 @@ from orchestration.resources import (
 )
 from orchestration.schedules import JOBS, SCHEDULES
 from orchestration.sensors import pipeline_watcher
+from orchestration.superset import (
+    SUPERSET_ASSETS,
+    SUPERSET_JOBS,
+    SUPERSET_SENSORS,
+    SupersetResource,
+)
 
 
 def build_definitions() -> Definitions:
     """One Definitions object: streams, watcher, lake assets, compaction, checks, dbt models."""
     settings = get_settings()
     return Definitions(
-        assets=[*LAKE_SPECS, compaction, *DBT_ASSETS],
+        assets=[*LAKE_SPECS, compaction, *DBT_ASSETS, *SUPERSET_ASSETS],
         asset_checks=LAKE_CHECKS,
-        jobs=[stream_pipeline, *JOBS, *BACKTEST_JOBS],
-        sensors=[pipeline_watcher, *DBT_SENSORS, *BACKTEST_SENSORS],
+        jobs=[stream_pipeline, *JOBS, *BACKTEST_JOBS, *SUPERSET_JOBS],
+        sensors=[pipeline_watcher, *DBT_SENSORS, *BACKTEST_SENSORS, *SUPERSET_SENSORS],
         schedules=[*SCHEDULES, *DBT_SCHEDULES],
         resources={
             "catalog": CatalogResource(),
@@ -48,6 +54,7 @@ def build_definitions() -> Definitions:
             "dbt": dbt_resource(),
             "object_store": ObjectStoreResource(),
             "redis": RedisResource(),
+            "superset": SupersetResource(url=settings.superset_url),
         },
     )
 

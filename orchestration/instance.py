@@ -4,6 +4,8 @@
 Postgres storage uses a ``dagster`` database on the catalog's server (created when missing);
 SQLite keeps everything under the home folder. Streams are long-running runs, so the queue
 allows a handful at once on a small machine and one compaction/check run at a time.
+Telemetry is off, and so is the UI's first-visit "Join the Dagster community" dialog (``nux``):
+the stack is loopback-only and a newcomer should land on the runs page, not a sign-up form.
 """
 
 from __future__ import annotations
@@ -68,6 +70,8 @@ schedules:
   use_threads: true
   num_workers: 2
 telemetry:
+  enabled: false
+nux:
   enabled: false
 """
 

@@ -25,6 +25,10 @@ start_dagster() {
   "$PY" -m orchestration.instance --home "$DAGSTER_HOME" --storage "$storage" >>"$log" 2>&1 \
     || { tail -n 20 "$log" >&2; die "could not write $DAGSTER_HOME/dagster.yaml; see $log"; }
   info "DAGSTER_HOME=$DAGSTER_HOME ($storage storage), log $log"
+  # the Superset `make up` starts is provisioned again after every dbt build (superset_dashboards)
+  if [[ "${SENTINEL_START_SUPERSET:-1}" == 1 && -z "${SENTINEL_SUPERSET_URL:-}" ]]; then
+    export SENTINEL_SUPERSET_URL="http://$HOST:${SENTINEL_SUPERSET_PORT:-8088}"
+  fi
   # a background job of a non-interactive shell ignores SIGINT, and so would `dagster dev` (and
   # never shut down on it): restore the default disposition before exec
   start_bg dagster "$PY" -c 'import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL)

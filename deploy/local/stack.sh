@@ -7,6 +7,8 @@
 #   stack.sh demo | demo-stop   (re)start / stop the demo producer
 #   stack.sh services  the same without the API: what the tests need (+ headless Chromium)
 #   stack.sh down      stops exactly what these scripts started (pid files in .sentinel/run)
+#   stack.sh stop-apps stops what `up` adds to `services` (demo producer, Superset, Dagster and
+#                      its streams, API) and leaves the shared services running
 #   stack.sh status    one line per service
 #   stack.sh logs [S]  tail -F the logs (all, or one service: postgres redis kafka s3 api)
 #   stack.sh venv | jars | migrate | superset-provision
@@ -84,10 +86,29 @@ summary() {
     [[ -f "$(log_file "$s")" ]] && printf '    %-16s %s\n' "$s" "$(log_file "$s")"
   done
   echo "  stop with: make down    status: make status    logs: make logs [S=kafka]"
+  open_first
+}
+
+# what a newcomer opens first, and how long the stack took to its first demo alert
+open_first() {
+  echo
+  printf '%sOpen first%s\n' "$_B" "$_N"
+  if port_open "$SUPERSET_PORT"; then
+    echo "  Live alerts     http://$HOST:$SUPERSET_PORT/superset/dashboard/live-alerts/"
+    echo "  Fraud overview  http://$HOST:$SUPERSET_PORT/superset/dashboard/fraud-overview/"
+    echo "                  login: admin, password: cat $SUPERSET_ADMIN_PASSWORD_FILE"
+  fi
+  port_open "$DAGSTER_PORT" && echo "  Dagster runs    http://$HOST:$DAGSTER_PORT/runs"
+  port_open "$API_PORT" && echo "  API docs        http://$HOST:$API_PORT/docs" \
+    "(key: cat $SENTINEL_HOME/admin-api-key)"
+  if [[ -n "$FIRST_ALERT_SECONDS" ]]; then
+    echo "  first demo alert ${FIRST_ALERT_SECONDS}s after make up started"
+  fi
 }
 
 cmd_up() {
-  local t0=$SECONDS
+  local t0=$SECONDS t0_epoch
+  t0_epoch="$(date +%s)"
   start_services
   step "spark thrift server" start_thrift
   step "api" start_api
@@ -97,6 +118,7 @@ cmd_up() {
     step "superset provisioning" provision_superset_soft
   fi
   step "demo" start_demo
+  step "first demo alert + dbt build" first_alert_and_build "$t0_epoch"
   summary "$((SECONDS - t0))"
 }
 
@@ -154,6 +176,13 @@ case "${1:-}" in
   logs) cmd_logs "${2:-}" ;;
   demo) step "demo" start_demo ;;
   demo-stop) stop_demo ;;
+  stop-apps)
+    stop_demo
+    stop_superset
+    stop_dagster
+    stop_stream_host
+    stop_api
+    ;;
   venv) step "python venv" ensure_venv ;;
   jars)
     step "python venv" ensure_venv
@@ -167,7 +196,7 @@ case "${1:-}" in
     step "catalog migrations" migrate_all
     ;;
   *)
-    sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
     ;;
 esac

@@ -1,11 +1,12 @@
-"""The charts of the two dashboards, as data: what each shows and the form data Superset needs.
+"""The charts of the dashboards, as data: what each shows and the form data Superset needs.
 
-Three kinds, all ECharts (rendered on a canvas): ``line`` (time series over a temporal x axis),
-``bar`` (top N of a category, sorted by the metric) and ``pie``. Each chart carries both the
+Four kinds: ``line`` (time series over a temporal x axis), ``bar`` (top N of a category, sorted
+by the metric) and ``pie``, all ECharts (rendered on a canvas), and ``table`` (raw rows, newest
+first: the latest alerts of "Live Alerts"). Each chart carries both the
 form data the UI renders from (``params``) and a saved query context, which the chart-data API
 (``/api/v1/chart/<id>/data/``) answers from: the rows in long form, without post-processing.
-Every chart filters on its dataset's time column with ``TEMPORAL_RANGE`` so the dashboards'
-time-range filter applies to it.
+Every chart filters on its dataset's time column with ``TEMPORAL_RANGE`` (``time_range``, no
+filter by default) so the dashboards' time-range filter applies to it.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 FRAUD_OVERVIEW, PIPELINE_HEALTH = "Fraud Overview", "Pipeline Health"
+LIVE_ALERTS = "Live Alerts"
+LAST_HOUR = "DATEADD(DATETIME(\"now\"), -1, hour) : now"
 
 
 def sql_metric(expression: str, label: str) -> dict[str, Any]:
@@ -30,7 +33,7 @@ class ChartSpec:
     name: str
     board: str
     dataset: str
-    kind: str  # line | bar | pie
+    kind: str  # line | bar | pie | table
     time_col: str
     metrics: list[dict[str, Any]]
     x: str | dict[str, Any] | None = None  # line: temporal column; bar: the category
@@ -38,15 +41,20 @@ class ChartSpec:
     time_grain: str | None = None
     row_limit: int = 10000
     description: str = ""
+    columns: list[str] = field(default_factory=list)  # table: the columns shown, in order
+    time_range: str = "No filter"
+    width: int = 6  # of the dashboard grid's 12 columns
+    height: int = 50
+    cache_timeout: int | None = None  # seconds; None = the dataset's / Superset's default
 
     @property
     def viz_type(self) -> str:
         return {"line": "echarts_timeseries_line", "bar": "echarts_timeseries_bar",
-                "pie": "pie"}[self.kind]
+                "pie": "pie", "table": "table"}[self.kind]
 
     def time_filter(self) -> dict[str, Any]:
         return {"expressionType": "SIMPLE", "subject": self.time_col,
-                "operator": "TEMPORAL_RANGE", "comparator": "No filter", "clause": "WHERE",
+                "operator": "TEMPORAL_RANGE", "comparator": self.time_range, "clause": "WHERE",
                 "sqlExpression": None, "isExtra": False, "isNew": False}
 
     def form_data(self, dataset_id: int) -> dict[str, Any]:
@@ -56,6 +64,11 @@ class ChartSpec:
             "color_scheme": "supersetColors", "show_legend": True,
             "extra_form_data": {}, "dashboards": [],
         }
+        if self.kind == "table":
+            return {**base, "query_mode": "raw", "all_columns": self.columns,
+                    "order_by_cols": [f'["{self.time_col}", false]'], "include_search": True,
+                    "server_pagination": False, "table_timestamp_format": "%Y-%m-%d %H:%M:%S",
+                    "page_length": 0, "show_cell_bars": False}
         if self.kind == "pie":
             return {**base, "groupby": self.groupby, "metric": self.metrics[0],
                     "sort_by_metric": True, "donut": True, "show_labels": True,
@@ -80,18 +93,20 @@ class ChartSpec:
     def query_context(self, dataset_id: int) -> dict[str, Any]:
         """What the chart-data API runs: one query, rows in long form, sorted by the metric."""
         columns: list[Any] = []
-        if self.kind == "line":
+        orderby: list[Any] = [[self.metrics[0], False]] if self.metrics else []
+        if self.kind == "table":
+            columns, orderby = list(self.columns), [[self.time_col, False]]
+        elif self.kind == "line":
             columns.append({"timeGrain": self.time_grain, "columnType": "BASE_AXIS",
                             "sqlExpression": self.x, "label": self.x, "expressionType": "SQL"})
         elif self.kind == "bar" and self.x is not None:
             columns.append(self.x)
         columns += self.groupby
-        metric = self.metrics[0]
         query = {
-            "filters": [{"col": self.time_col, "op": "TEMPORAL_RANGE", "val": "No filter"}],
+            "filters": [{"col": self.time_col, "op": "TEMPORAL_RANGE", "val": self.time_range}],
             "extras": {"having": "", "where": ""}, "applied_time_extras": {},
             "columns": columns, "metrics": self.metrics,
-            "orderby": [[metric, False]], "annotation_layers": [],
+            "orderby": orderby, "annotation_layers": [],
             "row_limit": self.row_limit, "series_limit": 0, "order_desc": True,
             "url_params": {}, "custom_params": {}, "custom_form_data": {},
             "time_offsets": [], "post_processing": [],
@@ -152,4 +167,16 @@ CHARTS: list[ChartSpec] = [
               "alert_timestamp", [sql_metric("COUNT(*)", "alerts")], x="alert_timestamp",
               groupby=["severity"], time_grain="PT1M",
               description="Alerts mirrored to Postgres (fraud_alerts), per minute"),
+    ChartSpec("Latest alerts", LIVE_ALERTS, "live_alerts", "table", "alert_timestamp", [],
+              columns=["alert_timestamp", "pipeline_name", "rule", "severity", "event_id",
+                       "event_time", "score", "event_fields"],
+              row_limit=200, width=12, height=80, cache_timeout=5,
+              description="The newest alerts from Postgres (fraud_alerts), with the fields of "
+                          "the event that raised each one"),
+    ChartSpec("Alerts per minute by severity", LIVE_ALERTS, "live_alerts", "line",
+              "alert_timestamp", [sql_metric("COUNT(*)", "alerts")], x="alert_timestamp",
+              groupby=["severity"], time_grain="PT1M", time_range=LAST_HOUR, width=12,
+              cache_timeout=5,
+              description="Alerts mirrored to Postgres in the last hour, per minute and "
+                          "severity"),
 ]

@@ -7,10 +7,15 @@ dashboard title) and updated in place, or created when missing; running it twice
 one of each. What it points at comes from the same variables as the rest of the stack:
 
 - "Sentinel Lakehouse": hive://<SENTINEL_THRIFT_HOST>:<SENTINEL_THRIFT_PORT> (the Spark Thrift
-  Server), SQL Lab enabled; datasets on the dbt marts in <SENTINEL_LAKEHOUSE_SCHEMA_PREFIX>gold;
+  Server), SQL Lab enabled; datasets on the dbt marts in <SENTINEL_LAKEHOUSE_SCHEMA_PREFIX>gold.
+  A mart dbt has not built yet gets a placeholder instead: the same dataset as an empty query
+  with the columns the charts use, so every chart exists from the first start and shows "no
+  data"; the provisioning after a build (Dagster's ``superset_dashboards`` asset) turns it into
+  the physical table;
 - "Sentinel Alerts": the catalog database of SENTINEL_DATABASE_URL (host, port, name) as the
   read-only role superset_reader (password in $SENTINEL_HOME/superset-reader-password);
-  datasets over fraud_alerts and stream_runs, joined to pipelines for the pipeline name.
+  datasets over fraud_alerts and stream_runs, joined to pipelines for the pipeline name;
+  dashboard "Live Alerts" (latest alerts with their event, alerts per minute) refreshes itself.
 
 Filters read their values from the data (native filter over `pipeline_name`), so a new
 pipeline appears in them without provisioning again. Admin credentials: user admin, password
@@ -24,6 +29,7 @@ import argparse
 import json
 import os
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -31,13 +37,16 @@ from urllib.parse import quote, urlsplit
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from chart_specs import CHARTS, ChartSpec  # noqa: E402
+from chart_specs import CHARTS, LIVE_ALERTS, ChartSpec  # noqa: E402
 from dashboard_layout import dashboard_metadata, position_json  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 HOME = Path(os.environ.get("SENTINEL_HOME") or ROOT / ".sentinel")
 LAKEHOUSE, ALERTS = "Sentinel Lakehouse", "Sentinel Alerts"
 FRAUD_OVERVIEW, PIPELINE_HEALTH = "Fraud Overview", "Pipeline Health"
+
+
+NOT_FOUND = ("could not be found", "TABLE_OR_VIEW_NOT_FOUND", "not found", "does not exist")
 
 
 class NotFound(RuntimeError):
@@ -59,7 +68,7 @@ class Superset:
 
     def call(self, method: str, path: str, body: Any = None, ok: tuple = (200, 201)) -> Any:
         r = self.http.request(method, self.url + path, json=body, timeout=300)
-        if r.status_code == 422 and "could not be found" in r.text:
+        if r.status_code == 422 and any(m in r.text for m in NOT_FOUND):
             raise NotFound(r.text[:300])
         if r.status_code not in ok:
             raise RuntimeError(f"{method} {path}: HTTP {r.status_code}: {r.text[:800]}")
@@ -153,6 +162,30 @@ MARTS = {  # dataset (table) -> its time column
     "fct_pipeline_health_daily": "activity_date",
     "fct_quarantine_reasons": "quarantine_date",
 }
+# the placeholder of a mart not built yet: the columns its charts and filters read (Spark types)
+PLACEHOLDER_COLUMNS: dict[str, dict[str, str]] = {
+    "fct_alerts_hourly": {"alert_hour": "timestamp", "alert_date": "date",
+                          "pipeline_name": "string", "rule_id": "int", "severity": "string",
+                          "alerts": "bigint"},
+    "fct_alerts_daily": {"alert_date": "date", "pipeline_name": "string", "rule_id": "int",
+                         "severity": "string", "alerts": "bigint"},
+    "fct_rule_effectiveness": {"event_date": "date", "pipeline_name": "string", "rule_id": "int",
+                               "events_seen": "bigint", "alerted_events": "bigint"},
+    "dim_entity_risk": {"last_seen_at": "timestamp", "pipeline_name": "string",
+                        "key_value": "string", "alerts": "bigint"},
+    "fct_pipeline_health_daily": {"activity_date": "date", "pipeline_name": "string",
+                                  "events": "bigint", "quarantined": "bigint", "alerts": "bigint"},
+    "fct_quarantine_reasons": {"quarantine_date": "date", "pipeline_name": "string",
+                               "reason_category": "string", "quarantined": "bigint"},
+}
+
+
+def placeholder_sql(mart: str) -> str:
+    """An empty result with the mart's chart columns (no table needed)."""
+    cols = ", ".join(f"cast(null as {t}) as {c}" for c, t in PLACEHOLDER_COLUMNS[mart].items())
+    return f"select {cols} where 1 = 0"
+
+
 PG_DATASETS = {  # virtual datasets on "Sentinel Alerts": name -> (sql, time column)
     "fraud_alerts_by_pipeline": (
         "select a.id, a.alert_id, a.pipeline_id, p.name as pipeline_name, a.rule_id, "
@@ -167,6 +200,13 @@ PG_DATASETS = {  # virtual datasets on "Sentinel Alerts": name -> (sql, time col
         "r.quarantined, r.kafka_lag, r.restarts\n"
         "from public.stream_runs r join public.pipelines p on p.id = r.pipeline_id",
         "last_batch_at"),
+    # the latest alerts with the event that raised them (its fields as compact JSON)
+    "live_alerts": (
+        "select a.id, a.alert_timestamp, a.event_time, a.pipeline_id, p.name as pipeline_name, "
+        "a.rule_id, coalesce(nullif(a.rule_description, ''), 'rule ' || a.rule_id) as rule, "
+        "a.severity, a.score, a.event_id, left(a.transaction_data::text, 400) as event_fields\n"
+        "from public.fraud_alerts a join public.pipelines p on p.id = a.pipeline_id",
+        "alert_timestamp"),
 }
 
 
@@ -178,7 +218,12 @@ def ensure_dataset(api: Superset, db: int, name: str, schema: str, time_col: str
     if hits:
         did = int(hits[0]["id"])
         api.call("PUT", f"/api/v1/dataset/{did}", {"schema": schema, "sql": sql})
-        api.call("PUT", f"/api/v1/dataset/{did}/refresh")  # columns from the table / query
+        try:
+            api.call("PUT", f"/api/v1/dataset/{did}/refresh")  # columns from the table / query
+        except RuntimeError as exc:  # a physical dataset whose table is not there
+            if sql is None and "HTTP 422" in str(exc):
+                raise NotFound(str(exc)) from exc
+            raise
     else:  # creating reads the columns
         did = int(api.call("POST", "/api/v1/dataset/", {
             "database": db, "schema": schema, "table_name": name, "sql": sql})["id"])
@@ -187,14 +232,37 @@ def ensure_dataset(api: Superset, db: int, name: str, schema: str, time_col: str
     return did
 
 
+def built_marts(api: Superset, db: int) -> set[str] | None:
+    """The tables of the gold schema as Superset sees them (None: it could not list them)."""
+    try:
+        schemas = api.call("GET", f"/api/v1/database/{db}/schemas/?q={quote('(force:!t)')}")
+        if gold() not in schemas.get("result", []):
+            return set()
+        # (not /tables/: through the hive dialect Spark's SHOW TABLES lists the schema's name)
+        res = api.call("POST", "/api/v1/sqllab/execute/", {
+            "database_id": db, "sql": f"show tables in {gold()}", "runAsync": False,
+            "client_id": uuid.uuid4().hex[:10], "schema": None, "tab": "provision",
+            "queryLimit": 10000, "expand_data": True, "select_as_cta": False,
+            "ctas_method": "TABLE", "templateParams": "{}"})
+    except RuntimeError:  # NotFound included
+        return None
+    return {str(row.get("tableName")) for row in res.get("data", [])}
+
+
 def ensure_datasets(api: Superset, dbs: dict[str, int]) -> tuple[dict[str, int], list[str]]:
-    """({dataset: id}, [missing]): a mart dbt has not built yet is skipped, not an error."""
+    """({dataset: id}, [missing]): a mart dbt has not built yet gets its placeholder."""
     out, missing = {}, []
+    built = built_marts(api, dbs[LAKEHOUSE])
     for name, col in MARTS.items():
         try:
+            if built is not None and name not in built:
+                raise NotFound(name)
             out[name] = ensure_dataset(api, dbs[LAKEHOUSE], name, gold(), col)
         except NotFound:
             missing.append(f"{gold()}.{name}")
+            # in `default`: Superset selects the dataset's schema first, and gold may not exist
+            out[name] = ensure_dataset(api, dbs[LAKEHOUSE], name, "default", col,
+                                       placeholder_sql(name))
     for name, (sql, col) in PG_DATASETS.items():
         out[name] = ensure_dataset(api, dbs[ALERTS], name, "public", col, sql)
     return out, missing
@@ -207,7 +275,8 @@ def ensure_chart(api: Superset, spec: ChartSpec, dataset_id: int, dashboard_id: 
     body = {"slice_name": spec.name, "viz_type": spec.viz_type, "datasource_id": dataset_id,
             "datasource_type": "table", "params": json.dumps(form),
             "query_context": json.dumps(query), "query_context_generation": False,
-            "description": spec.description, "dashboards": [dashboard_id]}
+            "description": spec.description, "dashboards": [dashboard_id],
+            "cache_timeout": spec.cache_timeout}
     return api.upsert("chart", {"slice_name": spec.name}, body)
 
 
@@ -223,7 +292,8 @@ def provision(url: str, user: str, password: str) -> dict[str, Any]:
     dbs = ensure_databases(api)
     datasets, missing = ensure_datasets(api, dbs)
     boards = {FRAUD_OVERVIEW: ensure_dashboard(api, FRAUD_OVERVIEW, "fraud-overview"),
-              PIPELINE_HEALTH: ensure_dashboard(api, PIPELINE_HEALTH, "pipeline-health")}
+              PIPELINE_HEALTH: ensure_dashboard(api, PIPELINE_HEALTH, "pipeline-health"),
+              LIVE_ALERTS: ensure_dashboard(api, LIVE_ALERTS, "live-alerts")}
     charts: dict[str, int] = {}
     ready = [spec for spec in CHARTS if spec.dataset in datasets]
     for spec in ready:
@@ -257,8 +327,8 @@ def main(argv: list[str] | None = None) -> int:
               + ", ".join(f"{t} ({args.url}/superset/dashboard/{i}/)"
                           for t, i in ids["dashboards"].items()))
     if ids["missing"]:
-        print("WARNING: not built yet (their charts are left out until dbt builds them; then "
-              "run `make superset-provision`): " + ", ".join(ids["missing"]), file=sys.stderr)
+        print("not built yet, placeholders (empty) until the first dbt build, after which "
+              "Dagster provisions again: " + ", ".join(ids["missing"]), file=sys.stderr)
     return 0
 
 

@@ -63,3 +63,9 @@ DATASET_AUTO_DETECT_DATETIME_FORMATS = False
 # loopback-only, no outside network: no telemetry, no external assets
 SCARF_ANALYTICS = False
 FEATURE_FLAGS = {"DASHBOARD_NATIVE_FILTERS": True, "DASHBOARD_CROSS_FILTERS": True}
+# "Live Alerts" refreshes itself every 5 s: offer that interval in the dashboard's menu too
+DASHBOARD_AUTO_REFRESH_INTERVALS = [
+    [0, "Don't refresh"], [5, "5 seconds"], [10, "10 seconds"], [30, "30 seconds"],
+    [60, "1 minute"], [300, "5 minutes"], [1800, "30 minutes"], [3600, "1 hour"],
+    [21600, "6 hours"], [43200, "12 hours"], [86400, "24 hours"],
+]

@@ -115,6 +115,7 @@ class Provisioned:
     runs: list[dict]  # the ids printed by each provisioning run
     lake: Lake
     alerts: list[dict]  # the rows inserted into fraud_alerts
+    env: dict[str, str]  # the environment the provisioning ran with
 
 
 def dbt_run(prefix: str, tmp: Path) -> None:
@@ -171,7 +172,7 @@ def provisioned(superset_server: Server, lake: Lake,  # noqa: F811
     env = {**os.environ, "SENTINEL_LAKEHOUSE_SCHEMA_PREFIX": lake.prefix,
            "SENTINEL_THRIFT_HOST": host, "SENTINEL_THRIFT_PORT": str(port)}
     runs = [provision(env), provision(env)]
-    yield Provisioned(Api(superset_server.url), runs, lake, alerts)
+    yield Provisioned(Api(superset_server.url), runs, lake, alerts, env)
     if not superset_server.started:  # a reused Superset: back to the stack's own settings
         restore = {k: v for k, v in os.environ.items()
                    if k not in ("SENTINEL_LAKEHOUSE_SCHEMA_PREFIX", "SENTINEL_DATABASE_URL")}

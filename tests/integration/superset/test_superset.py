@@ -22,15 +22,16 @@ from tests.integration.superset.conftest import HOME, Api, Provisioned
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]
 
 DATABASES = {"Sentinel Lakehouse", "Sentinel Alerts"}
-DASHBOARDS = {"Fraud Overview", "Pipeline Health"}
-DATASETS = {"fct_alerts_hourly", "fct_alerts_daily", "fct_rule_effectiveness", "dim_entity_risk",
-            "fct_pipeline_health_daily", "fct_quarantine_reasons", "fraud_alerts_by_pipeline",
-            "stream_runs_by_pipeline"}
+DASHBOARDS = {"Fraud Overview", "Pipeline Health", "Live Alerts"}
+MARTS = {"fct_alerts_hourly", "fct_alerts_daily", "fct_rule_effectiveness", "dim_entity_risk",
+         "fct_pipeline_health_daily", "fct_quarantine_reasons"}
+DATASETS = MARTS | {"fraud_alerts_by_pipeline", "stream_runs_by_pipeline", "live_alerts"}
 FRAUD_CHARTS = {"Alert velocity (hourly)", "Severity distribution", "Top rules by alerts",
                 "Rule effectiveness (hit rate)", "Top risky entities",
                 "Quarantine rate by pipeline", "Pipeline health (daily)"}
 HEALTH_CHARTS = {"Events per second", "Batch duration (ms)", "Kafka lag", "Quarantine reasons",
                  "Live alerts per minute"}
+LIVE_CHARTS = {"Latest alerts", "Alerts per minute by severity"}
 
 
 def chart_id(api: Api, name: str) -> int:
@@ -55,8 +56,8 @@ def test_provisioning_twice_leaves_one_of_everything(provisioned: Provisioned) -
     ds = Counter(d["table_name"] for d in api.all("dataset"))
     assert {n: ds[n] for n in DATASETS} == dict.fromkeys(DATASETS, 1)
     charts = Counter(c["slice_name"] for c in api.all("chart"))
-    assert {n: charts[n] for n in FRAUD_CHARTS | HEALTH_CHARTS} == \
-        dict.fromkeys(FRAUD_CHARTS | HEALTH_CHARTS, 1)
+    assert {n: charts[n] for n in FRAUD_CHARTS | HEALTH_CHARTS | LIVE_CHARTS} == \
+        dict.fromkeys(FRAUD_CHARTS | HEALTH_CHARTS | LIVE_CHARTS, 1)
     boards = Counter(d["dashboard_title"] for d in api.all("dashboard"))
     assert {n: boards[n] for n in DASHBOARDS} == dict.fromkeys(DASHBOARDS, 1)
     for title, expected in (("Fraud Overview", FRAUD_CHARTS), ("Pipeline Health", HEALTH_CHARTS)):
@@ -67,9 +68,67 @@ def test_provisioning_twice_leaves_one_of_everything(provisioned: Provisioned) -
         filters = json.loads(meta["json_metadata"])["native_filter_configuration"]
         assert {f["name"]: f["filterType"] for f in filters} == {
             "Pipeline": "filter_select", "Time range": "filter_time"}
+    # the marts are built: no placeholder is left (physical tables in the gold schema)
+    for d in api.all("dataset"):
+        if d["table_name"] in MARTS and d["id"] in first["datasets"].values():
+            full = api.get(f"/api/v1/dataset/{d['id']}")["result"]
+            assert full["sql"] in (None, "") and full["schema"].endswith("gold"), full["sql"]
     lake_db = api.get(f"/api/v1/database/{first['databases']['Sentinel Lakehouse']}")["result"]
     assert lake_db["expose_in_sqllab"] is True
     assert lake_db["backend"] == "hive"
+
+
+def test_live_alerts_lists_the_newest_alerts_and_refreshes_itself(
+        provisioned: Provisioned) -> None:
+    api = provisioned.api
+    board = provisioned.runs[0]["dashboards"]["Live Alerts"]
+    on_board = api.get(f"/api/v1/dashboard/{board}/charts")["result"]
+    assert {c["slice_name"] for c in on_board} == LIVE_CHARTS
+    meta = json.loads(api.get(f"/api/v1/dashboard/{board}")["result"]["json_metadata"])
+    assert 0 < meta["refresh_frequency"] <= 10
+    filters = {f["name"]: f for f in meta["native_filter_configuration"]}
+    assert {n: f["filterType"] for n, f in filters.items()} == {
+        "Pipeline": "filter_select", "Severity": "filter_select", "Time range": "filter_time"}
+    assert filters["Severity"]["targets"][0]["column"]["name"] == "severity"
+
+    rows = chart_rows(api, "Latest alerts")
+    stamps = [r["alert_timestamp"] for r in rows]  # epoch ms
+    assert stamps == sorted(stamps, reverse=True)
+    with get_engine().connect() as conn:
+        total = conn.execute(text("select count(*) from fraud_alerts")).scalar()
+        every = conn.execute(text(
+            "select a.event_id, p.name, a.severity, a.transaction_data::text, "
+            "extract(epoch from a.alert_timestamp) * 1000 "
+            "from fraud_alerts a join pipelines p on p.id = a.pipeline_id")).all()
+    assert len(rows) == min(total, 200) > 0
+    shown = {(r["event_id"], r["pipeline_name"], r["severity"]) for r in rows}
+    assert shown <= {(e, n, sev) for e, n, sev, _, _ in every}
+    # nothing newer than the oldest row shown is missing (ties at the cut may go either way)
+    assert {(e, n, sev) for e, n, sev, _, ms in every if ms > min(stamps) + 1} <= shown
+    fields = {e: json.loads(d) for e, _, _, d, _ in every}
+    assert all(json.loads(r["event_fields"]) == fields[r["event_id"]] for r in rows)
+
+
+def test_marts_not_built_yet_get_placeholders_whose_charts_answer_empty(
+        provisioned: Provisioned) -> None:
+    """Before the first dbt build (a schema prefix with no gold schema) every Fraud Overview
+    chart exists and answers with no rows instead of an error; the next provisioning with the
+    marts built swaps the tables back in."""
+    from tests.integration.superset.conftest import provision
+
+    api, lake = provisioned.api, provisioned.lake
+    env = {**provisioned.env, "SENTINEL_LAKEHOUSE_SCHEMA_PREFIX": f"{lake.prefix}unbuilt_"}
+    try:
+        ids = provision(env)
+        unbuilt = f"{lake.prefix}unbuilt_gold".lower()
+        assert sorted(ids["missing"]) == sorted(f"{unbuilt}.{m}" for m in MARTS)
+        assert ids["datasets"] == provisioned.runs[0]["datasets"]  # same datasets, updated
+        for name in FRAUD_CHARTS:
+            assert chart_rows(api, name) == [], name
+    finally:
+        ids = provision(provisioned.env)
+    assert ids["missing"] == []
+    assert chart_rows(api, "Severity distribution")
 
 
 def test_pipeline_filter_options_come_from_the_data(provisioned: Provisioned) -> None:

@@ -81,3 +81,14 @@ def test_stream_command_runs_the_streaming_module_with_the_run_id():
     assert cmd[:3] == [sys.executable, "-m", "streaming.job"]
     assert cmd[3:] == ["--pipeline-id", "3", "--dagster-run-id", "run-123",
                        "--trigger-seconds", "1.5"]
+
+
+def test_instance_has_telemetry_and_the_community_dialog_off(tmp_path, monkeypatch):
+    """Dagster itself reads the rendered file: no telemetry, no first-visit dialog."""
+    from dagster import DagsterInstance
+
+    (tmp_path / "dagster.yaml").write_text(render("sqlite", tmp_path))
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
+    with DagsterInstance.from_config(str(tmp_path)) as instance:
+        assert instance.nux_enabled is False
+        assert instance.telemetry_enabled is False
