@@ -34,6 +34,7 @@ from streaming.archive import BatchContext, ensure_tables, process_batch
 from streaming.detect import Detector, alerts_topic, analysable, recent_events
 from streaming.fanout import Fanout
 from streaming.pipeline import Paths, Pipeline, load_pipeline
+from streaming.rule_budget import rules_over_budget
 from streaming.rules import Rule, RuleCache
 from streaming.session import build_session, local_slots
 from streaming.sinks.redis_sink import RedisAlertSink
@@ -60,20 +61,43 @@ def detect_slots(pipeline: Pipeline) -> int:
 
 
 class RuleWatcher:
-    """Keeps the detect query's rules equal to the catalog's active, analysable rules."""
+    """Keeps the detect query's rules equal to the catalog's active rules that analyse on the
+    pipeline's columns and, new or edited, ran within their budget on recent events."""
 
     def __init__(self, pipeline: Pipeline, detector: Detector, frame, run_id: int | None,
                  interval: float) -> None:
+        self.pipeline = pipeline
         self.cache = RuleCache(pipeline.id)
         self.detector = detector
         self.frame = frame
         self.run_id = run_id
         self.interval = interval
+        self.budgeted: set[tuple[int, int]] = set()
         self._stop = threading.Event()
 
     def current(self) -> list[Rule]:
         """The rules to run now (the catalog is read only when its rule version moved)."""
-        return self.cache.refresh(self.frame)
+        runnable = self.cache.refresh(self.frame)
+        new = [r for r in runnable if (r.id, r.version) not in self.budgeted]
+        if new:
+            runnable = self._within_budget(new)
+        return runnable
+
+    def _within_budget(self, new: list[Rule]) -> list[Rule]:
+        """Time ``new`` alone on the pipeline's latest events; those over budget (or failing)
+        go to ``state=error`` and stay out of the detect query."""
+        settings = get_settings()
+        try:
+            sample = recent_events(self.detector.spark, self.pipeline,
+                                   bootstrap=settings.kafka_bootstrap_servers,
+                                   per_partition=settings.rule_budget_sample_rows)
+            over = rules_over_budget(sample, new)
+        except Exception as exc:  # no sample (Kafka away): the rules run, the check waits
+            log.warning("pipeline=%s rule budget check skipped: %s", self.pipeline.id,
+                        str(exc).splitlines()[0] if str(exc) else exc)
+            return self.cache.runnable
+        self.budgeted.update((r.id, r.version) for r in new)
+        return self.cache.reject(over) if over else self.cache.runnable
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):

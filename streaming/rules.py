@@ -139,14 +139,19 @@ class RuleCache:
         return self.runnable
 
     def drop_failing(self, events: DataFrame) -> list[Rule]:
-        """After the batch's evaluation failed: mark the rules that fail at run time on it
+        """After the evaluation failed: mark the rules that fail at run time on ``events``
         as errors (they stay off until they change) and return the rules that still run."""
         failing = {}
         for rule in self.runnable:
             try:
-                evaluate(events, [rule]).count()  # the same projection as the batch's
+                evaluate(events, [rule]).count()  # the same projection as the stream's
             except Exception as exc:
                 failing[rule] = f"runtime error: {type(exc).__name__}: {exc}"[:MAX_ERROR]
+        return self.reject(failing)
+
+    def reject(self, failing: dict[Rule, str]) -> list[Rule]:
+        """Set ``failing`` to ``state=error`` with their reasons (off until they change) and
+        return the rules that still run."""
         self._failed_at_run_time.update({(r.id, r.version): m for r, m in failing.items()})
         self.runnable = [r for r in self.runnable if r not in failing]
         self.errors.update({r.id: msg for r, msg in failing.items()})

@@ -54,7 +54,7 @@ def test_stream_end_to_end(make_pipeline, job_factory, spark_reader, kit, tmp_pa
     hot = tp.add_rule(kit.RuleSpec("currency = 'GBP' AND amount > 50", "warning", 30.0,
                                    lambda e: e.get("currency") == "GBP" and e["amount"] > 50))
     broken = tp.add_rule(kit.RuleSpec("no_such_thing = 1", "critical", None, None))
-    # Passes analysis but fails at run time: isolated and marked, the other rules keep going.
+    # Passes analysis but fails at run time: kept out and marked, the other rules keep going.
     runtime = tp.add_rule(kit.RuleSpec("assert_true(amount < 0) IS NULL", "info", None, None))
     wave2 = gen(200, 2)
     sent_at = time.monotonic()
@@ -83,7 +83,9 @@ def test_stream_end_to_end(make_pipeline, job_factory, spark_reader, kit, tmp_pa
     kit.wait_for(lambda: tp.runs()[-1].rules_version == latest, 30, "rules version", job)
     assert rows[broken.id].state == "error" and "no_such_thing" in rows[broken.id].error_message
     assert rows[runtime.id].state == "error"
-    assert rows[runtime.id].error_message.startswith("runtime error")
+    # Caught by the budget check on recent events before it reached detect (or, had it
+    # passed there, by the search after detect failed on it): an error with Spark's reason.
+    assert "is not true" in rows[runtime.id].error_message
     assert latency >= 0
 
     # Disabling a rule stops its alerts on later events; the other rules keep running.
