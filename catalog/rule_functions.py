@@ -184,6 +184,10 @@ FORBIDDEN_FUNCTION_REASONS: Mapping[str, str] = MappingProxyType(
         "input_file_block_start": "it depends on how Spark runs the job, not on the event",
         "input_file_block_length": "it depends on how Spark runs the job, not on the event",
         "current_timezone": "it depends on the job's environment, not on the event",
+        "array_repeat": "the size of its result has no safe bound",
+        "sequence": "the size of its result has no safe bound",
+        "format_string": "its field widths have no safe bound",
+        "printf": "its field widths have no safe bound",
         "raise_error": "it would stop the streaming job",
         "assert_true": "it would stop the streaming job",
     }
@@ -209,6 +213,13 @@ MAX_SIZE_ARGUMENT = 10_000
 MAX_FIELD_REPEAT = 100
 """Largest count ``repeat`` may use on a value that is not a literal (an event field's size is
 not bounded by the rule)."""
+
+MAX_REPLACEMENT_LENGTH = 10
+"""Longest replacement text of ``replace``/``regexp_replace`` (each match may grow by it)."""
+
+MAX_COMPARED_LENGTH = 100
+"""``levenshtein`` takes time proportional to the product of its inputs' lengths: one of them
+must be a literal of at most this many characters."""
 
 MAX_LIKE_WILDCARDS = 4
 """Most ``%`` wildcards a LIKE pattern may hold (each one multiplies the matching work)."""
@@ -448,6 +459,10 @@ def _check_function(node: exp.Func, ctx: RuleContext) -> Problem | None:
         return problem
     if isinstance(node, _REGEX_CLASSES) and (problem := _check_pattern(node, name, position)):
         return problem
+    if isinstance(node, exp.Replace | exp.RegexpReplace | exp.Levenshtein) and (
+        problem := _check_growth(node, name, position)
+    ):
+        return problem
     if isinstance(node, exp.Cast):
         target = node.args.get("to")
         if not isinstance(target, exp.DataType) or target.this not in _CAST_TARGETS:
@@ -536,6 +551,39 @@ def _check_size(node: exp.Func, name: str, position: int | None) -> Problem | No
                 name,
                 position,
             )
+    return None
+
+
+def _check_growth(node: exp.Func, name: str, position: int | None) -> Problem | None:
+    """Bound what grows with the event's size: replacements and ``levenshtein``'s work."""
+    if isinstance(node, exp.Levenshtein):
+        short = [
+            arg
+            for arg in (node.this, node.expression)
+            if isinstance(arg, exp.Literal) and arg.is_string
+            and len(arg.this) <= MAX_COMPARED_LENGTH
+        ]
+        if short:
+            return None
+        return (
+            f"'{name}' must compare with a string literal of at most {MAX_COMPARED_LENGTH} "
+            "characters (comparing two fields takes time proportional to both lengths)",
+            name,
+            position,
+        )
+    replacement = node.args.get("replacement")
+    if replacement is None:
+        return None
+    if not (isinstance(replacement, exp.Literal) and replacement.is_string) or (
+        len(replacement.this) > MAX_REPLACEMENT_LENGTH
+    ):
+        return (
+            f"the replacement of '{name}' must be a string literal of at most "
+            f"{MAX_REPLACEMENT_LENGTH} characters (each match could otherwise grow the value "
+            "without bound)",
+            name,
+            position,
+        )
     return None
 
 
