@@ -30,7 +30,8 @@ entity_events as (
         count(*) as events,
         count(distinct event_id) as distinct_events,
         min(event_time) as first_seen_at,
-        max(event_time) as last_seen_at
+        max(event_time) as last_seen_at,
+        max(ingested_at) as last_ingested_at
     from events
     where key_value is not null
     group by pipeline_id, key_value
@@ -74,6 +75,7 @@ final as (
         entity_alerts.max_score,
         entity_events.first_seen_at,
         entity_events.last_seen_at,
+        entity_events.last_ingested_at,
         entity_alerts.first_alerted_at,
         entity_alerts.last_alerted_at
     from entity_events
