@@ -4,7 +4,7 @@ STACK := deploy/local/stack.sh
 VENV  := .venv/bin
 
 .DEFAULT_GOAL := help
-.PHONY: help up down status logs services jars migrate venv lint test test-unit test-reliability submit producer bench bench-full soak demo demo-stop
+.PHONY: help up down status logs services jars migrate venv lint test test-unit test-first-run test-reliability submit producer bench bench-full soak demo demo-stop
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -78,11 +78,14 @@ XDIST := $(if $(filter-out 0,$(PYTEST_WORKERS)),-n $(PYTEST_WORKERS) --dist load
 test: services lint ## every test (unit, integration, e2e) against the real services
 	@rm -f $(PYTEST_RC)
 	$(VENV)/pytest $(XDIST) \
-	  -m '(unit or integration or e2e or reliability) and not reliability_long'; \
+	  -m '(unit or integration or e2e or reliability) and not reliability_long and not first_run'; \
 	  rc=$$?; echo $$rc > $(PYTEST_RC); exit $$rc
 
 test-unit: venv ## unit tests only (no services)
 	$(VENV)/pytest -m unit
+
+test-first-run: services ## the first run as a newcomer meets it: make up's stack, README quick start, dashboards (browser)
+	$(VENV)/pytest -m first_run tests/e2e/test_first_run.py
 
 test-reliability: services ## outage drills, long form (60 s outages, >= 10 SIGKILLs)
 	SENTINEL_DRILL_LONG=1 $(VENV)/pytest -m 'reliability or reliability_long' tests/reliability

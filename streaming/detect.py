@@ -138,6 +138,10 @@ class Detector:
         running = {(r.id, r.version): r for r in self.rules_in_plan}
         plan = [running.get((r.id, r.version)) or (guarded(r) if restart else r)
                 for r in active]
+        self.rules, self.rules_in_plan = list(active), plan
+        if not plan:  # nothing to detect: no query until a rule arrives
+            self.query = None
+            return
         source = (
             self.spark.readStream.format("kafka")
             .option("kafka.bootstrap.servers", self.bootstrap)
@@ -158,8 +162,6 @@ class Detector:
             .trigger(realTime=self.interval)
             .start()
         )
-        self.rules = list(active)
-        self.rules_in_plan = plan
 
     def start(self, active: list[Rule]) -> None:
         with self._lock:

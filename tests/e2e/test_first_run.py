@@ -35,7 +35,7 @@ import pytest
 
 from tests.browser import artifact, headless_chromium
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(3000)]
+pytestmark = [pytest.mark.e2e, pytest.mark.first_run, pytest.mark.timeout(3000)]
 
 ROOT = Path(__file__).resolve().parents[2]
 HOME = Path(os.environ.get("SENTINEL_HOME") or ROOT / ".sentinel")

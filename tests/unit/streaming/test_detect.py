@@ -90,3 +90,14 @@ def test_alerts_topic_is_unique_per_events_topic_and_legal():
     long_a, long_b = "a" * 249, "a" * 248 + "b"
     assert len(alerts_topic("sentinel-alerts.", long_a)) <= 249
     assert alerts_topic("sentinel-alerts.", long_a) != alerts_topic("sentinel-alerts.", long_b)
+
+
+def test_no_rules_no_detect_query(spark):
+    from streaming.detect import Detector
+    from streaming.pipeline import Paths
+
+    detector = Detector(spark, PIPELINE, Paths("/nonexistent", "p"), bootstrap="127.0.0.1:1",
+                        topic_out="out", interval="30 seconds")
+    detector.start([])  # a real-time query with no rule is refused by Spark: none is started
+    assert detector.query is None and detector.failure() is None
+    detector.stop()
