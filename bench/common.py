@@ -85,10 +85,11 @@ def save(name: str, payload: dict[str, Any]) -> Path:
     return path
 
 
-def tree_rss_mib(root_pid: int) -> dict[str, float]:
-    """Resident memory (MiB) of a process and its descendants, by command name (from /proc)."""
+def process_tree(root_pid: int) -> dict[int, list[str]]:
+    """A process and its descendants: pid → the fields of ``/proc/<pid>/stat``, the command
+    name at 0 and the fields after it from 1 (state 1, ppid 2, utime 12, stime 13)."""
     children: dict[int, list[int]] = {}
-    names: dict[int, str] = {}
+    stats: dict[int, list[str]] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -97,22 +98,30 @@ def tree_rss_mib(root_pid: int) -> dict[str, float]:
         except OSError:
             continue
         pid = int(entry.name)
-        names[pid] = stat[stat.index("(") + 1:stat.rindex(")")]
-        ppid = int(stat[stat.rindex(")") + 2:].split()[1])
-        children.setdefault(ppid, []).append(pid)
-    out: dict[str, float] = {}
+        fields = [stat[stat.index("(") + 1:stat.rindex(")")], *stat[stat.rindex(")") + 2:].split()]
+        stats[pid] = fields
+        children.setdefault(int(fields[2]), []).append(pid)
+    tree: dict[int, list[str]] = {}
     todo = [root_pid]
     while todo:
         pid = todo.pop()
         todo.extend(children.get(pid, []))
+        if pid in stats:
+            tree[pid] = stats[pid]
+    return tree
+
+
+def tree_rss_mib(root_pid: int) -> dict[str, float]:
+    """Resident memory (MiB) of a process and its descendants, by command name (from /proc)."""
+    out: dict[str, float] = {}
+    for pid, fields in process_tree(root_pid).items():
         try:
             status = Path(f"/proc/{pid}/status").read_text()
         except OSError:
             continue
         rss = next((int(line.split()[1]) for line in status.splitlines()
                     if line.startswith("VmRSS:")), 0)
-        key = f"{names.get(pid, '?')}"
-        out[key] = round(out.get(key, 0.0) + rss / 1024, 1)
+        out[fields[0]] = round(out.get(fields[0], 0.0) + rss / 1024, 1)
     return out
 
 

@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import create_topic, drop_pipelines, make_pipeline
+from bench.common import create_topic, drop_pipelines, make_pipeline, process_tree
 from bench.latency import SCHEMA, produce, rules, running_stream, wait_rows
 
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -26,24 +26,8 @@ TICKS = os.sysconf("SC_CLK_TCK")
 
 def tree_cpu_seconds(root_pid: int) -> float:
     """utime + stime of a process and all its descendants (seconds)."""
-    children: dict[int, list[int]] = {}
-    times: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2:].split()
-        children.setdefault(int(fields[1]), []).append(int(entry.name))
-        times[int(entry.name)] = int(fields[11]) + int(fields[12])
-    total, todo = 0, [root_pid]
-    while todo:
-        pid = todo.pop()
-        todo.extend(children.get(pid, []))
-        total += times.get(pid, 0)
-    return total / TICKS
+    ticks = sum(int(fields[12]) + int(fields[13]) for fields in process_tree(root_pid).values())
+    return ticks / TICKS
 
 
 def main() -> int:
