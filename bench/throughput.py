@@ -47,6 +47,7 @@ from streaming.rules import evaluate, load_active_rules
 from streaming.session import build_session
 from streaming.sinks import delta
 from streaming.sinks.redis_sink import RedisAlertSink
+from streaming.topics import end_offsets
 
 Range = tuple[dict[int, int], dict[int, int]]  # (start offsets, end offsets) per partition
 
@@ -103,15 +104,6 @@ def read_range(spark: SparkSession, topic: str, rng: Range) -> DataFrame:
 def split(total: int, parts: int) -> list[int]:
     """``total`` in ``parts`` near-equal shares."""
     return [total // parts + (1 if i < total % parts else 0) for i in range(parts)]
-
-
-def topic_ends(topic: str) -> dict[int, int]:
-    consumer = KafkaConsumer(bootstrap_servers=get_settings().kafka_bootstrap_servers)
-    try:
-        parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-        return {tp.partition: end for tp, end in consumer.end_offsets(parts).items()}
-    finally:
-        consumer.close()
 
 
 def batch_sizes(rng: Range) -> int:
@@ -204,7 +196,7 @@ def run(batch: int, batches: int, warmup: int, rule_counts: list[int],
                  .option("topic", out).save())
 
             results.append(sustained("detect", k, ranges, detect))
-            alert_ends = topic_ends(out)
+            alert_ends = end_offsets(settings.kafka_bootstrap_servers, out)
             alert_ranges = offset_ranges(alert_ends,
                                          split(sum(alert_ends.values()), len(ranges)))
             ctx = BatchContext(p, Paths(warehouse, p.slug), out, query_id=f"bench-{p.id}")

@@ -20,7 +20,6 @@ import threading
 from dataclasses import replace
 from datetime import UTC
 
-from kafka import KafkaConsumer, TopicPartition
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -28,6 +27,7 @@ from streaming.alerts import alert_message
 from streaming.parse import empty_kafka_frame, parse_kafka, valid_events
 from streaming.pipeline import Paths, Pipeline
 from streaming.rules import Rule, evaluate
+from streaming.topics import end_offsets
 
 log = logging.getLogger(__name__)
 
@@ -64,16 +64,6 @@ def analysable(spark: SparkSession, pipeline: Pipeline) -> DataFrame:
     fields = pipeline.fields
     parsed = parse_kafka(empty_kafka_frame(spark), fields, key_field=None, schema_version=0)
     return valid_events(parsed, fields)
-
-
-def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
-    """The next offset of each partition of ``topic`` (what a new record would get)."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, client_id="sentinel-detect")
-    try:
-        parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-        return {tp.partition: end for tp, end in consumer.end_offsets(parts).items()}
-    finally:
-        consumer.close()
 
 
 def recent_events(spark: SparkSession, pipeline: Pipeline, *, bootstrap: str,

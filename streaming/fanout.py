@@ -23,6 +23,7 @@ from kafka import KafkaConsumer, TopicPartition
 from streaming.alerts import message_row
 from streaming.sinks import postgres
 from streaming.sinks.redis_sink import RedisAlertSink
+from streaming.topics import end_offsets
 
 log = logging.getLogger(__name__)
 
@@ -151,17 +152,11 @@ class Fanout:
 
     def drain(self, timeout: float) -> bool:
         """Wait until every record now on the topic is written (False on timeout)."""
-        consumer = KafkaConsumer(bootstrap_servers=self.bootstrap)
-        try:
-            parts = [TopicPartition(self.topic, p)
-                     for p in consumer.partitions_for_topic(self.topic) or ()]
-            ends = consumer.end_offsets(parts)
-        finally:
-            consumer.close()
+        ends = end_offsets(self.bootstrap, self.topic)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and self.alive():
-            if all(self.stats.positions.get(tp.partition, 0) >= end
-                   for tp, end in ends.items() if end > 0):
+            if all(self.stats.positions.get(part, 0) >= end
+                   for part, end in ends.items() if end > 0):
                 return True
             time.sleep(0.1)
         return False

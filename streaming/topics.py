@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from kafka import KafkaConsumer
+from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
@@ -36,3 +36,13 @@ def ensure_topic(bootstrap: str, topic: str, *, partitions: int, replication: in
         return False
     finally:
         admin.close()
+
+
+def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
+    """The next offset of each partition of ``topic`` (what a new record would get)."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, client_id="sentinel-topics")
+    try:
+        parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        return {tp.partition: end for tp, end in consumer.end_offsets(parts).items()}
+    finally:
+        consumer.close()
