@@ -28,8 +28,7 @@ def test_kafka_broker_restart_while_streaming(private_kafka, make_pipeline, job_
     warehouse = str(tmp_path / "warehouse")
     tp = make_pipeline(kit.base_rules()[:6])
     private_kafka.create_topic(tp.topic)
-    checkpoint = kit.local_checkpoint(tmp_path / "warehouse" / "_checkpoints" /
-                                      f"pipeline_{tp.id}" / "archive")
+    checkpoint = kit.archive_checkpoint(tmp_path / "warehouse", tp.id)
     before, after = (generate_events(kit.SCHEMA, n, seed, anomaly_share=0.3,
                                      malformed_share=0.03, id_prefix=tp.topic)
                      for n, seed in ((400 if LONG else 250, 51), (150, 52)))

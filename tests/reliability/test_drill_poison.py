@@ -67,8 +67,7 @@ def test_poison_records_are_quarantined_and_the_stream_keeps_running(
 
     warehouse = str(tmp_path / "warehouse")
     tp = make_pipeline(kit.base_rules()[:6])
-    checkpoint = kit.local_checkpoint(tmp_path / "warehouse" / "_checkpoints" /
-                                      f"pipeline_{tp.id}" / "archive")
+    checkpoint = kit.archive_checkpoint(tmp_path / "warehouse", tp.id)
     valid = generate_events(kit.SCHEMA, 200, 21, anomaly_share=0.3, malformed_share=0.0,
                             id_prefix=tp.topic)
     big = _event(100, transaction_id=f"{tp.topic}-big", merchant="alpha" + "m" * (MB - 300),

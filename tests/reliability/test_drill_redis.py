@@ -28,8 +28,7 @@ def test_redis_outage_while_streaming(make_pipeline, job_factory, spark_reader, 
                                       private_redis, report):
     warehouse = str(tmp_path / "warehouse")
     tp = make_pipeline(kit.base_rules()[:6])
-    checkpoint = kit.local_checkpoint(tmp_path / "warehouse" / "_checkpoints" /
-                                      f"pipeline_{tp.id}" / "archive")
+    checkpoint = kit.archive_checkpoint(tmp_path / "warehouse", tp.id)
     before, during, after = (generate_events(kit.SCHEMA, n, seed, anomaly_share=0.3,
                                              malformed_share=0.03, id_prefix=tp.topic)
                              for n, seed in ((200, 31), (150 if LONG else 60, 32), (100, 33)))

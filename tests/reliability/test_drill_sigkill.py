@@ -28,8 +28,7 @@ def test_sigkill_at_random_points(make_pipeline, job_factory, spark_reader, kit,
                                   report):
     warehouse = str(tmp_path / "warehouse")
     tp = make_pipeline(kit.base_rules()[:6])
-    checkpoint = kit.local_checkpoint(tmp_path / "warehouse" / "_checkpoints" /
-                                      f"pipeline_{tp.id}" / "archive")
+    checkpoint = kit.archive_checkpoint(tmp_path / "warehouse", tp.id)
     job = job_factory(tp.id, {"SENTINEL_WAREHOUSE": warehouse})
     rng = random.Random(tp.id * 7919)
     log = job.log_path

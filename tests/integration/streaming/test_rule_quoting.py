@@ -44,8 +44,7 @@ def test_doubled_quotes_alert_on_the_quoted_value(make_pipeline, job_factory, sp
     ])
     expected = kit.expected_alerts(tp)
     assert expected == {(tp.rules[0].id, f"{tp.topic}-1"), (tp.rules[1].id, f"{tp.topic}-1")}
-    checkpoint = kit.local_checkpoint(tmp_path / "warehouse" / "_checkpoints"
-                                      / f"pipeline_{tp.id}")
+    checkpoint = kit.archive_checkpoint(tmp_path / "warehouse", tp.id)
     job = job_factory(tp.id, {"SENTINEL_WAREHOUSE": warehouse})
     job.start()
     kit.wait_for(lambda: kit.committed_offsets(checkpoint) == len(tp.sent), 900,
