@@ -117,6 +117,9 @@ class Settings(BaseSettings):
         "recent events must finish within this time, else it is set to state=error")
     rule_budget_sample_rows: int = Field(
         default=1000, ge=1, description="how many events the rule budget check evaluates on")
+    rule_budget_sample_refresh_seconds: float = Field(
+        default=300.0, gt=0, description="a stream re-reads its budget sample of recent events "
+        "after this long (after a minute while it holds fewer than rule_budget_sample_rows)")
 
     @model_validator(mode="after")
     def _require_secrets_in_production(self) -> Settings:

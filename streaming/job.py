@@ -34,7 +34,7 @@ from streaming.archive import BatchContext, ensure_tables, process_batch
 from streaming.detect import Detector, alerts_topic, analysable, recent_events
 from streaming.fanout import Fanout
 from streaming.pipeline import Paths, Pipeline, load_pipeline
-from streaming.rule_budget import rules_over_budget
+from streaming.rule_budget import BudgetSample, prepare_sample, rules_over_budget
 from streaming.rules import Rule, RuleCache
 from streaming.session import build_session, local_slots
 from streaming.sinks.redis_sink import RedisAlertSink
@@ -62,7 +62,15 @@ def detect_slots(pipeline: Pipeline) -> int:
 
 class RuleWatcher:
     """Keeps the detect query's rules equal to the catalog's active rules that analyse on the
-    pipeline's columns and, new or edited, ran within their budget on recent events."""
+    pipeline's columns and, new or edited, ran within their budget on recent events.
+
+    The budget sample (the pipeline's latest events, held by the driver) is kept warm: read at
+    start and again when it is older than ``rule_budget_sample_refresh_seconds`` (a minute
+    while it is short of ``rule_budget_sample_rows``), between rule changes, so that a change
+    only pays for its own rules' check.
+    """
+
+    SHORT_SAMPLE_REFRESH_SECONDS = 60.0
 
     def __init__(self, pipeline: Pipeline, detector: Detector, frame, run_id: int | None,
                  interval: float) -> None:
@@ -73,6 +81,7 @@ class RuleWatcher:
         self.run_id = run_id
         self.interval = interval
         self.budgeted: set[tuple[int, int]] = set()
+        self.sample: BudgetSample | None = None
         self._stop = threading.Event()
 
     def current(self) -> list[Rule]:
@@ -86,11 +95,8 @@ class RuleWatcher:
     def _within_budget(self, new: list[Rule]) -> list[Rule]:
         """Time ``new`` alone on the pipeline's latest events; those over budget (or failing)
         go to ``state=error`` and stay out of the detect query."""
-        settings = get_settings()
         try:
-            sample = recent_events(self.detector.spark, self.pipeline,
-                                   bootstrap=settings.kafka_bootstrap_servers,
-                                   per_partition=settings.rule_budget_sample_rows)
+            sample = self.sample or self.refresh_sample()
             over = rules_over_budget(sample, new)
         except Exception as exc:  # no sample (Kafka away): the rules run, the check waits
             log.warning("pipeline=%s rule budget check skipped: %s", self.pipeline.id,
@@ -99,12 +105,40 @@ class RuleWatcher:
         self.budgeted.update((r.id, r.version) for r in new)
         return self.cache.reject(over) if over else self.cache.runnable
 
+    def refresh_sample(self) -> BudgetSample:
+        """Read the pipeline's latest events into a new budget sample."""
+        settings = get_settings()
+        rows = settings.rule_budget_sample_rows
+        recent = recent_events(self.detector.spark, self.pipeline,
+                               bootstrap=settings.kafka_bootstrap_servers, per_partition=rows)
+        self.sample = prepare_sample(recent, rows)
+        return self.sample
+
+    def _sample_stale(self) -> bool:
+        if self.sample is None:
+            return True
+        settings = get_settings()
+        max_age = settings.rule_budget_sample_refresh_seconds
+        if self.sample.count < settings.rule_budget_sample_rows:
+            max_age = min(max_age, self.SHORT_SAMPLE_REFRESH_SECONDS)
+        return self.sample.age > max_age
+
+    def _tick(self) -> None:
+        started = time.monotonic()
+        version = self.cache.version
+        if self.detector.reload(self.current()):
+            if self.run_id is not None:
+                progress.set_rules_version(self.run_id, self.cache.version)
+            log.info("pipeline=%s rules_version %s -> %s in force after %.2f s",
+                     self.pipeline.id, version, self.cache.version, time.monotonic() - started)
+        elif self._sample_stale():
+            self.refresh_sample()
+
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):
             try:
-                if self.detector.reload(self.current()) and self.run_id is not None:
-                    progress.set_rules_version(self.run_id, self.cache.version)
-            except Exception as exc:  # a catalog hiccup must not stop detection
+                self._tick()
+            except Exception as exc:  # a catalog or Kafka hiccup must not stop detection
                 log.warning("rule watcher: %s", exc)
 
     def start(self) -> None:

@@ -15,6 +15,7 @@ import logging
 import time
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from pyspark import InheritableThread, SparkContext
@@ -28,8 +29,33 @@ log = logging.getLogger(__name__)
 CANCEL_GRACE_SECONDS = 30.0
 
 
+@dataclass(frozen=True)
+class BudgetSample:
+    """Recent events held by the driver, ready to time rules on (``prepare_sample``)."""
+
+    events: DataFrame
+    count: int
+    taken_at: float  # time.monotonic() when the sample was read
+
+    @property
+    def age(self) -> float:
+        return time.monotonic() - self.taken_at
+
+
+def prepare_sample(sample: DataFrame, rows: int | None = None) -> BudgetSample:
+    """At most `rows` of `sample` (default: setting ``rule_budget_sample_rows``) collected to
+    the driver and compiled once, so that a later check times only the rule's own work."""
+    rows = get_settings().rule_budget_sample_rows if rows is None else rows
+    # Rows held by the driver and scanned row by row: a cancelled evaluation stops at the next
+    # row (a cached, columnar sample would only stop after a whole batch of rows).
+    collected = sample.limit(rows).collect()
+    events = sample.sparkSession.createDataFrame(collected, schema=sample.schema)
+    _hits(events, "true")  # compiles the shared part of the query: not any rule's cost
+    return BudgetSample(events, len(collected), time.monotonic())
+
+
 def rules_over_budget(
-    sample: DataFrame,
+    sample: DataFrame | BudgetSample,
     rules: Sequence[Rule],
     *,
     budget_seconds: float | None = None,
@@ -37,26 +63,20 @@ def rules_over_budget(
 ) -> dict[Rule, str]:
     """The rules that fail or exceed the time budget on `sample`, each with the reason.
 
-    `sample` holds events with the pipeline's columns (e.g. recent bronze rows); at most
-    `sample_rows` of them are used (default: setting ``rule_budget_sample_rows``); they are
-    collected to the driver first, so that only the rule's own work is timed. Each rule is
-    evaluated alone on every sampled row and must finish within `budget_seconds` (default:
-    setting ``rule_budget_seconds``). Rules that pass are not in the result.
+    `sample` holds events with the pipeline's columns (e.g. recent bronze rows), either as a
+    frame (at most `sample_rows` of them are used, collected first) or already prepared
+    (``prepare_sample``: a long-running stream keeps one warm). Each rule is evaluated alone
+    on every sampled row and must finish within `budget_seconds` (default: setting
+    ``rule_budget_seconds``). Rules that pass are not in the result.
     """
     settings = get_settings()
     budget = settings.rule_budget_seconds if budget_seconds is None else budget_seconds
-    rows = settings.rule_budget_sample_rows if sample_rows is None else sample_rows
     if not rules:
         return {}
-    # Rows held by the driver and scanned row by row: a cancelled evaluation stops at the next
-    # row (a cached, columnar sample would only stop after a whole batch of rows).
-    spark = sample.sparkSession
-    events = spark.createDataFrame(sample.limit(rows).collect(), schema=sample.schema)
-    count = events.count()
-    _hits(events, "true")  # compiles the shared part of the query: not any rule's cost
+    prepared = sample if isinstance(sample, BudgetSample) else prepare_sample(sample, sample_rows)
     problems: dict[Rule, str] = {}
     for rule in rules:
-        reason = _evaluate_within(events, rule, budget, count)
+        reason = _evaluate_within(prepared.events, rule, budget, prepared.count)
         if reason is not None:
             log.warning("rule %s over budget: %s", rule.id, reason)
             problems[rule] = reason

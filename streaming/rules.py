@@ -125,16 +125,17 @@ class RuleCache:
     errors: dict[int, str] = field(default_factory=dict)
     _schema: StructType | None = None
     _failed_at_run_time: dict[tuple[int, int], str] = field(default_factory=dict)
+    _verdicts: dict[tuple[int, int], str | None] = field(default_factory=dict)
 
     def refresh(self, events: DataFrame) -> list[Rule]:
         """The rules to evaluate on this batch (reloading/re-analysing only on change)."""
         current = rules_version(self.pipeline_id)
         if current != self.version:
             self.version, self.rules = load_active_rules(self.pipeline_id)
-            self._schema = None
+            self._analyse(events)
             log.info("pipeline %s: loaded %d active rules (rules_version=%s)",
                      self.pipeline_id, len(self.rules), self.version)
-        if self._schema != events.schema:
+        elif self._schema != events.schema:
             self._analyse(events)
         return self.runnable
 
@@ -153,6 +154,7 @@ class RuleCache:
         """Set ``failing`` to ``state=error`` with their reasons (off until they change) and
         return the rules that still run."""
         self._failed_at_run_time.update({(r.id, r.version): m for r, m in failing.items()})
+        self._verdicts.update({(r.id, r.version): m for r, m in failing.items()})
         self.runnable = [r for r in self.runnable if r not in failing]
         self.errors.update({r.id: msg for r, msg in failing.items()})
         for rule, msg in failing.items():
@@ -161,17 +163,23 @@ class RuleCache:
         return self.runnable
 
     def _analyse(self, events: DataFrame) -> None:
-        errors = {
-            rule: err
-            for rule in self.rules
-            if (err := self._failed_at_run_time.get((rule.id, rule.version)))
-        }
-        errors.update(analyse_all(events, [r for r in self.rules if r not in errors]))
+        """Analyse the rules not yet analysed on this schema (a change analyses only the rules
+        it created or edited) and record the new verdicts in the catalog."""
+        if self._schema != events.schema:
+            self._verdicts.clear()
+        fresh = [r for r in self.rules if (r.id, r.version) not in self._verdicts]
+        found = analyse_all(events, [r for r in fresh if (r.id, r.version)
+                                     not in self._failed_at_run_time])
+        for rule in fresh:
+            key = (rule.id, rule.version)
+            self._verdicts[key] = self._failed_at_run_time.get(key) or found.get(rule)
+        errors = {r: msg for r in self.rules if (msg := self._verdicts[(r.id, r.version)])}
         self.runnable = [r for r in self.rules if r not in errors]
         self.errors = {r.id: msg for r, msg in errors.items()}
-        for rule, msg in errors.items():
+        new_errors = {r: msg for r, msg in errors.items() if r in fresh}
+        for rule, msg in new_errors.items():
             log.warning("rule %s disabled for this run: %s", rule.id, msg.splitlines()[0])
-        record_states(self.runnable, errors)
+        record_states([r for r in self.runnable if r in fresh], new_errors)
         self._schema = events.schema
 
 

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from streaming.rule_budget import rules_over_budget
+from streaming.rule_budget import prepare_sample, rules_over_budget
 from streaming.rules import Rule
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
@@ -59,3 +59,15 @@ def test_the_fast_rule_passes_within_a_small_budget(sample):
 
 def test_no_rules_no_work(sample):
     assert rules_over_budget(sample, []) == {}
+
+
+def test_a_prepared_sample_serves_many_checks(sample):
+    """A stream keeps its sample warm: prepared once (collected, compiled), then each check
+    only times its own rules, on exactly the rows prepared."""
+    prepared = prepare_sample(sample, rows=250)
+    assert prepared.count == 250 and prepared.events.count() == 250
+    slow = rule(2, "transaction_id RLIKE '(.*a){12}$'")
+    assert set(rules_over_budget(prepared, [rule(1, "amount > 1"), slow],
+                                 budget_seconds=3)) == {slow}
+    assert rules_over_budget(prepared, [rule(5, "amount >= 0")], budget_seconds=30) == {}
+    assert prepared.age >= 0

@@ -117,3 +117,39 @@ def test_alert_ids_match_python_and_rows(events):
 def test_alert_id_changes_with_rule_version():
     assert alert_id(1, 2, 1, "e") != alert_id(1, 2, 2, "e")
     assert alert_id(1, 2, 1, "e") == alert_id(1, 2, 1, "e")
+
+
+def test_rule_cache_analyses_only_what_a_change_brought(events, monkeypatch):
+    """A reload analyses and records only new or edited rules; a rejected rule stays off."""
+    import streaming.rules as rules_mod
+
+    good, bad = RULES[0][0], Rule(7, "missing_col > 1", "info", None, None, 1)
+    added, edited = RULES[1][0], Rule(1, "amount > 6000", "critical", 90.0, "big", 3)
+    catalog = {"version": 1, "rules": [good, bad]}
+    analysed: list[list[int]] = []
+    recorded: list[tuple[list[int], list[int]]] = []
+    real_analyse_all = rules_mod.analyse_all
+    monkeypatch.setattr(rules_mod, "rules_version", lambda pid: catalog["version"])
+    monkeypatch.setattr(rules_mod, "load_active_rules",
+                        lambda pid: (catalog["version"], list(catalog["rules"])))
+    monkeypatch.setattr(rules_mod, "analyse_all", lambda df, rs: (
+        analysed.append([r.id for r in rs]), real_analyse_all(df, rs))[1])
+    monkeypatch.setattr(rules_mod, "record_states", lambda ok, errors: recorded.append(
+        ([r.id for r in ok], [r.id for r in errors])))
+
+    cache = rules_mod.RuleCache(pipeline_id=1)
+    assert cache.refresh(events) == [good]
+    assert set(cache.errors) == {7} and recorded[-1] == ([1], [7])
+
+    catalog.update(version=2, rules=[good, added, bad])
+    assert cache.refresh(events) == [good, added]
+    assert analysed[-1] == [2] and recorded[-1] == ([2], [])
+
+    assert cache.reject({added: "over budget"}) == [good]
+    catalog.update(version=3, rules=[edited, added, bad])
+    assert cache.refresh(events) == [edited]
+    assert analysed[-1] == [1] and set(cache.errors) == {2, 7}
+
+    calls = len(analysed)
+    assert cache.refresh(events) == [edited]  # nothing moved: no analysis, no catalog write
+    assert len(analysed) == calls
