@@ -51,8 +51,18 @@ class FanoutStats:
     new_pg: int = 0
     new_redis: int = 0
     retries: int = 0
+    batches: int = 0
+    sink_seconds: float = 0.0  # time in the sinks (Postgres + Redis), retries included
+    commit_seconds: float = 0.0
     last_error: str | None = None
     positions: dict[int, int] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        per_batch = max(self.batches, 1)
+        return (f"polls={self.polls} batches={self.batches} records={self.records} "
+                f"new_pg={self.new_pg} new_redis={self.new_redis} retries={self.retries} "
+                f"sink_ms_per_batch={1000 * self.sink_seconds / per_batch:.1f} "
+                f"commit_ms_per_batch={1000 * self.commit_seconds / per_batch:.1f}")
 
 
 class Fanout:
@@ -60,8 +70,11 @@ class Fanout:
 
     ``sink`` writes a batch of rows to every serving sink and raises on failure; the default
     writes Postgres then Redis. ``stop`` lets the current batch finish; ``drain`` first waits
-    until everything on the topic at that moment is written.
+    until everything on the topic at that moment is written. Every ``REPORT_SECONDS`` with new
+    records it logs its counters and its time per batch in the sinks and in the commit.
     """
+
+    REPORT_SECONDS = 30.0
 
     def __init__(self, pipeline_id: int, topic: str, *, bootstrap: str, redis: RedisAlertSink,
                  poll_ms: int = 100, max_records: int = 5000, retry_pause: float = 2.0,
@@ -120,8 +133,13 @@ class Fanout:
         records = [r for batch in polled.values() for r in batch]
         self.stats.polls += 1
         if records:
+            started = time.perf_counter()
             self._deliver(batch_rows(records))
+            written = time.perf_counter()
             consumer.commit()
+            self.stats.sink_seconds += written - started
+            self.stats.commit_seconds += time.perf_counter() - written
+            self.stats.batches += 1
             self.stats.records += len(records)
         for tp in consumer.assignment():  # everything before these is written
             self.stats.positions[tp.partition] = consumer.position(tp)
@@ -132,8 +150,14 @@ class Fanout:
         try:
             self._consumer = self._connect()
             log.info("pipeline=%s fan-out consuming %s", self.pipeline_id, self.topic)
+            reported, last = time.monotonic(), 0
             while not self._stop.is_set():
                 self.step(self._consumer)
+                if time.monotonic() - reported >= self.REPORT_SECONDS:
+                    if self.stats.records != last:
+                        log.info("pipeline=%s fan-out %s", self.pipeline_id,
+                                 self.stats.summary())
+                    reported, last = time.monotonic(), self.stats.records
         except BaseException as exc:
             if not self._stop.is_set():
                 log.exception("pipeline=%s fan-out failed", self.pipeline_id)
