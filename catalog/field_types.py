@@ -311,7 +311,7 @@ def schema_change_problems(old: Sequence[FieldSpec], new: Sequence[FieldSpec]) -
 def default_key_field(fields: Iterable[FieldSpec]) -> str | None:
     """The event identity field when none is given: first required field named ``*_id``.
 
-    None means the event id falls back to a hash of topic, partition and offset (DESIGN §4).
+    None means the event id falls back to a hash of topic, partition and offset.
     """
     for spec in fields:
         if not spec.nullable and spec.name.lower().endswith("_id"):

@@ -1,4 +1,4 @@
-"""Registers every pipeline's Delta tables in the lakehouse SQL endpoint (issue 5, DESIGN §8).
+"""Registers every pipeline's Delta tables in the lakehouse SQL endpoint.
 
 For each pipeline of the catalog, through the Spark Thrift Server (PyHive; no Spark here):
 ``bronze.<slug>_events``, ``bronze.<slug>_quarantine`` and ``silver.<slug>_alerts`` (external

@@ -1,4 +1,4 @@
-"""What a fraud rule may contain: the function allow-list and per-node checks (DESIGN §5).
+"""What a fraud rule may contain: the function allow-list and per-node checks.
 
 Rules run inside the streaming job on every event, so only deterministic, per-row Spark SQL
 built-ins are allowed: string, math, null-handling, conditional, cast and date/time functions.

@@ -1,4 +1,4 @@
-"""The lake as Dagster assets, one partition per pipeline (DESIGN §7).
+"""The lake as Dagster assets, one partition per pipeline.
 
 ``bronze_events``, ``quarantine`` and ``silver_alerts`` are written by the streams, so they are
 external assets here: Dagster observes them (Delta version, rows, files, bytes) rather than

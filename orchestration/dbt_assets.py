@@ -1,4 +1,4 @@
-"""The dbt project ``lakehouse_models`` as Dagster assets (issue 5, DESIGN §7-§8).
+"""The dbt project ``lakehouse_models`` as Dagster assets.
 
 Every dbt model is an asset (group ``lakehouse_models``) and every dbt test an asset check.
 The dbt sources map onto the lake's observed assets (``bronze_events``, ``quarantine``,

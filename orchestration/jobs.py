@@ -1,4 +1,4 @@
-"""Job ``stream_pipeline``: one pipeline's streaming query, run and watched by Dagster (§7).
+"""Job ``stream_pipeline``: one pipeline's streaming query, run and watched by Dagster.
 
 The op starts ``python -m streaming.job`` as a child (or, with ``SENTINEL_STREAM_SHARED_APP``,
 has the shared stream host run the query: one Spark application for all pipelines), turns

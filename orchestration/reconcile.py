@@ -1,4 +1,4 @@
-"""Desired state (the ``pipelines`` table) + observed runs → what the watcher must do (§7).
+"""Desired state (the ``pipelines`` table) + observed runs → what the watcher must do.
 
 Pure functions, no Dagster and no database: the sensor gathers the facts, this module decides.
 Rules, per pipeline:

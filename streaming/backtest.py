@@ -1,4 +1,4 @@
-"""Rule backtests on the archive, and the runner of every queued job (issue 5, items 3-4).
+"""Rule backtests on the archive, and the runner of every queued job.
 
 A backtest evaluates a candidate expression on a pipeline's bronze events, pinned to one Delta
 version (reported), with exactly the stream's semantics: the same non-ANSI session

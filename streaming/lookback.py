@@ -1,4 +1,4 @@
-"""Look-back on activation: a new rule alerts on the archive of its last N days (issue 5, 4).
+"""Look-back on activation: a new rule alerts on the archive of its last N days.
 
 Runs outside the live stream, on bronze pinned to one Delta version, over events whose event
 time is in ``[activation − N days, activation)`` and that were archived before the rule was

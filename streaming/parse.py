@@ -1,4 +1,4 @@
-"""Kafka records → typed events + quarantine (DESIGN §4 "Kafka messages", §6 step 1).
+"""Kafka records → typed events + quarantine (docs/architecture.md, Data flow).
 
 A record is valid when it is UTF-8, a JSON object, has every non-nullable field and every
 present field fits its declared type as ``catalog.field_types.json_value_fits`` defines it

@@ -85,7 +85,8 @@ def _s3a_conf(settings: Settings) -> dict[str, str]:
         "spark.hadoop.fs.s3a.change.detection.mode": "none",
         "spark.hadoop.fs.s3a.attempts.maximum": "5",
         "spark.hadoop.fs.s3a.retry.limit": "5",
-        # S3's default Delta log store is single-writer per table (DESIGN §7).
+        # S3's default Delta log store is single-writer per table (docs/architecture.md,
+        # Delta tables).
         "spark.delta.logStore.s3a.impl": "io.delta.storage.S3SingleDriverLogStore",
     }
     if settings.s3_endpoint:

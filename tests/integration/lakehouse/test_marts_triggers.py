@@ -1,4 +1,4 @@
-"""The dbt marts refresh on a schedule and when the lake changes, by day partition (issue 5).
+"""The dbt marts refresh on a schedule and when the lake changes, by day partition.
 
 Evaluated with Dagster's own test contexts against the real code location (``defs``), the
 catalog database and Delta logs written here; no Spark and no SQL endpoint needed.

@@ -1,4 +1,4 @@
-"""Issue 5 on a real stream: Kafka → streaming job → Delta + Postgres → tables registered →
+"""The batch layer on a real stream: Kafka → streaming job → Delta + Postgres → tables registered →
 ``dagster asset materialize`` of the dbt assets → marts, read back over the SQL endpoint.
 
 The stream and the Dagster build are the conftest's session fixtures ``streamed`` and

@@ -1,4 +1,4 @@
-"""Compaction on real Delta tables, and the writer lease on the s3a:// path (DESIGN §7)."""
+"""Compaction on real Delta tables, and the writer lease on the s3a:// path."""
 
 from __future__ import annotations
 
