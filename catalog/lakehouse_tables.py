@@ -41,7 +41,7 @@ from typing import Any
 from sqlalchemy import select
 
 from catalog.db import get_engine
-from catalog.field_types import default_key_field, parse_schema
+from catalog.rules.field_types import default_key_field, parse_schema
 from catalog.settings import Settings, get_settings
 from catalog.tables import pipelines
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from catalog.field_types import FieldType, default_key_field
+from catalog.rules.field_types import FieldType, default_key_field
 
 MALFORMED_KINDS = ("invalid_json", "not_an_object", "missing_required", "wrong_type")
 _WORDS = ("alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel")
@@ -198,7 +198,7 @@ def iter_events(
 
 
 def _specs(schema: Sequence[Mapping]) -> list:
-    from catalog.field_types import FieldSpec
+    from catalog.rules.field_types import FieldSpec
 
     return [FieldSpec.model_validate(dict(f)) for f in schema]
 

@@ -1,7 +1,7 @@
 """A pipeline's declared schema (catalog JSON) turned into what Spark needs.
 
 The catalog stores a pipeline schema as ``[{name, type, nullable}]`` with types from
-``catalog.field_types.FieldType``; here it becomes a ``StructType`` to parse Kafka JSON with,
+``catalog.rules.field_types.FieldType``; here it becomes a ``StructType`` to parse Kafka JSON with,
 plus the two fields the engine derives meaning from: the event key and the event time.
 """
 
@@ -28,7 +28,7 @@ from pyspark.sql.types import (
     TimestampType,
 )
 
-from catalog.field_types import FieldType, default_key_field
+from catalog.rules.field_types import FieldType, default_key_field
 
 _SIMPLE: dict[str, DataType] = {
     "string": StringType(),

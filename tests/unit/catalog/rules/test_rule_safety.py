@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from catalog.field_types import FieldSpec
-from catalog.rule_regex import MAX_REPEAT_COUNT, regex_problem
-from catalog.rule_validator import RuleValidationError, validate_rule
+from catalog.rules.field_types import FieldSpec
+from catalog.rules.regex import MAX_REPEAT_COUNT, regex_problem
+from catalog.rules.validator import RuleValidationError, validate_rule
 from tests import rule_cases
 from tests.rule_cases import HOSTILE, LOOKALIKES
 

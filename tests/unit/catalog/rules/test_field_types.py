@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from catalog.field_types import (
+from catalog.rules.field_types import (
     ALERT_ROW_COLUMNS,
     MAX_FIELDS,
     METADATA_COLUMNS,

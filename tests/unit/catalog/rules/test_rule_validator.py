@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from catalog.field_types import FieldSpec, FieldType
-from catalog.rule_functions import ALLOWED_FUNCTION_NAMES
-from catalog.rule_validator import RuleValidationError, ValidatedRule, validate_rule
+from catalog.rules.field_types import FieldSpec, FieldType
+from catalog.rules.functions import ALLOWED_FUNCTION_NAMES
+from catalog.rules.validator import RuleValidationError, ValidatedRule, validate_rule
 
 pytestmark = pytest.mark.unit
 
