@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=2)
     args = ap.parse_args(argv)
-    from catalog.lakehouse_tables import register_all
+    from orchestration.lake.registration import register_all
 
     print(f"lakehouse tables: {register_all().summary()}")
     info = machine()

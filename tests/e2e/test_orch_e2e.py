@@ -32,7 +32,7 @@ from dagster import (
 )
 
 from catalog.settings import get_settings
-from orchestration.jobs import PIPELINE_TAG, SCHEMA_TAG
+from orchestration.streams.jobs import PIPELINE_TAG, SCHEMA_TAG
 from streaming.producer import GeneratedEvent, generate_events, send
 from tests.e2e.orch_kit import (
     TUNING,

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from catalog.lakehouse_tables import Sql, connect
+from orchestration.lake.registration import Sql, connect
 from tests.integration.lakehouse.conftest import (
     ROOT,
     DagsterBuild,
