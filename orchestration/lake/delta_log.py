@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -159,12 +158,3 @@ def touched_days(path: str, since: int | None, latest: int, s3_client=None) -> s
         days |= found
     return days
 
-
-def union(parts: Iterable[set[date] | None]) -> set[date] | None:
-    """The union of day sets, None (unknown) as soon as one part is unknown."""
-    days: set[date] = set()
-    for part in parts:
-        if part is None:
-            return None
-        days |= part
-    return days
