@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 from bench.common import machine, save
+from orchestration.lake.registration import register_all
 
 ROOT = Path(__file__).resolve().parents[1]
 PROJECT = ROOT / "lakehouse_models"
@@ -50,8 +51,6 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=2)
     args = ap.parse_args(argv)
-    from catalog.lakehouse_tables import register_all
-
     print(f"lakehouse tables: {register_all().summary()}")
     info = machine()
     runs: dict[str, list[dict[str, float]]] = {name: [] for name in INTERVALS}

@@ -25,6 +25,7 @@ import redis
 from fastapi.testclient import TestClient
 from kafka import KafkaProducer
 
+from api.main import app
 from bench.common import create_topic, drop_pipelines, make_pipeline, percentiles
 from bench.latency import SCHEMA, rules, start_stream, stop_stream, wait_rows
 from catalog.api_keys import create_key
@@ -57,8 +58,6 @@ def run(trials: int, n_rules: int) -> dict:
     r.delete(stream)
     with get_engine().begin() as conn:
         key = create_key(conn, name=f"bench-{uuid.uuid4().hex[:6]}", role="admin")
-    from api.main import app
-
     job = start_stream(pid, workdir, None)
     producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, linger_ms=0)
     times: list[float] = []

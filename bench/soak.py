@@ -33,7 +33,7 @@ from bench.common import (
 from bench.latency import RULE, SCHEMA, produce, running_stream, sent_ms, wait_rows
 from catalog.db import get_engine
 from catalog.tables import stream_runs
-from orchestration.delta_log import table_stats
+from orchestration.lake.delta_stats import table_stats
 
 
 def progress(pipeline_id: int) -> dict:

@@ -7,7 +7,7 @@ days go to a 2-partition topic, then ``streaming.archive.process_batch`` runs on
 offset slice of it (one micro-batch each, so each batch appends a file per Kafka partition to
 its day). Then it measures live files and bytes per ``event_date`` (Delta log) and on disk,
 and the median time of typical Spark SQL queries on the archive (a day's totals by merchant, a
-key look-up, a full-scan aggregate); compacts with ``orchestration.compaction.compact_table``
+key look-up, a full-scan aggregate); compacts with ``orchestration.lake.compaction.compact_table``
 (under the writer lease, Z-ordered by the key like the compaction asset; ``--bin-pack`` for
 plain OPTIMIZE) and measures again. VACUUM keeps its 7-day retention, so the replaced files
 stay on disk: queries read only the live ones. Needs ``make services``.
@@ -43,7 +43,7 @@ from bench.common import (
     save,
 )
 from catalog.settings import get_settings
-from orchestration.compaction import compact_table
+from orchestration.lake.compaction import compact_table
 from streaming.archive import BatchContext, process_batch
 from streaming.pipeline import Paths, load_pipeline
 from streaming.session import build_session

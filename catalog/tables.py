@@ -1,4 +1,5 @@
-"""The catalog's tables: the control plane every other part of Sentinel reads (DESIGN §4).
+"""The catalog's tables: the control plane every other part of Sentinel reads
+(docs/architecture.md, Contracts).
 
 Alembic migrations in `catalog/migrations` create exactly these; a test compares the two.
 """

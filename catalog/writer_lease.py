@@ -1,4 +1,4 @@
-"""The writer lease: one committer per Delta table at a time, across processes (DESIGN §7).
+"""The writer lease: one committer per Delta table at a time, across processes.
 
 On S3/R2 the default Delta log store (``S3SingleDriverLogStore``) only guarantees mutual
 exclusion inside one JVM: two drivers committing to the same table can both write version N and

@@ -1,34 +1,35 @@
 """The Sentinel code location: everything Dagster loads (``workspace.yaml`` points here).
 
-Tunables are settings (``catalog/settings.py``): ``SENTINEL_STREAM_MAX_ATTEMPTS``,
-``SENTINEL_STREAM_BACKOFF_SECONDS``, ``SENTINEL_STREAM_BACKOFF_MAX_SECONDS``,
-``SENTINEL_STREAM_HEARTBEAT_SECONDS``, ``SENTINEL_COMPACTION_SPARK_MASTER``,
-``SENTINEL_WATCH_PIPELINES_LIKE`` (a SQL LIKE pattern on names; default: all pipelines).
+One ``Definitions`` assembled from the integrations (docs/architecture.md, Orchestration):
+``streams`` (the watcher and the stream runs), ``lake`` (observations, compaction, checks),
+``dbt`` (the marts), ``backtests`` and ``superset``. Tunables are settings
+(``catalog/settings.py``): ``SENTINEL_STREAM_MAX_ATTEMPTS``, ``SENTINEL_STREAM_BACKOFF_SECONDS``,
+``SENTINEL_STREAM_BACKOFF_MAX_SECONDS``, ``SENTINEL_STREAM_HEARTBEAT_SECONDS``,
+``SENTINEL_COMPACTION_SPARK_MASTER``, ``SENTINEL_WATCH_PIPELINES_LIKE`` (a SQL LIKE pattern on
+names; default: all pipelines).
 """
 
 from dagster import Definitions
 
 from catalog.settings import get_settings
-from orchestration.assets import LAKE_SPECS, compaction
-from orchestration.backtests import BACKTEST_JOBS, BACKTEST_SENSORS
-from orchestration.checks import LAKE_CHECKS
-from orchestration.dbt_assets import DBT_ASSETS, DBT_SCHEDULES, DBT_SENSORS, dbt_resource
-from orchestration.jobs import stream_pipeline
-from orchestration.resources import (
-    CatalogResource,
-    LakeResource,
-    ObjectStoreResource,
-    RedisResource,
-    StreamPolicyResource,
-)
-from orchestration.schedules import JOBS, SCHEDULES
-from orchestration.sensors import pipeline_watcher
-from orchestration.superset import (
-    SUPERSET_ASSETS,
-    SUPERSET_JOBS,
-    SUPERSET_SENSORS,
-    SupersetResource,
-)
+from orchestration.backtests.jobs import BACKTEST_JOBS
+from orchestration.backtests.sensors import BACKTEST_SENSORS
+from orchestration.dbt.assets import DBT_ASSETS
+from orchestration.dbt.project import dbt_resource
+from orchestration.dbt.schedules import DBT_SCHEDULES
+from orchestration.dbt.sensors import DBT_SENSORS
+from orchestration.lake.assets import LAKE_SPECS, compaction
+from orchestration.lake.checks import LAKE_CHECKS
+from orchestration.lake.jobs import LAKE_JOBS
+from orchestration.lake.resources import LakeResource, ObjectStoreResource
+from orchestration.lake.schedules import LAKE_SCHEDULES
+from orchestration.lib.catalog import CatalogResource
+from orchestration.streams.jobs import stream_pipeline
+from orchestration.streams.resources import RedisResource, StreamPolicyResource
+from orchestration.streams.sensors import pipeline_watcher
+from orchestration.superset.assets import SUPERSET_ASSETS, SUPERSET_JOBS
+from orchestration.superset.resources import SupersetResource
+from orchestration.superset.sensors import SUPERSET_SENSORS
 
 
 def build_definitions() -> Definitions:
@@ -37,9 +38,9 @@ def build_definitions() -> Definitions:
     return Definitions(
         assets=[*LAKE_SPECS, compaction, *DBT_ASSETS, *SUPERSET_ASSETS],
         asset_checks=LAKE_CHECKS,
-        jobs=[stream_pipeline, *JOBS, *BACKTEST_JOBS, *SUPERSET_JOBS],
+        jobs=[stream_pipeline, *LAKE_JOBS, *BACKTEST_JOBS, *SUPERSET_JOBS],
         sensors=[pipeline_watcher, *DBT_SENSORS, *BACKTEST_SENSORS, *SUPERSET_SENSORS],
-        schedules=[*SCHEDULES, *DBT_SCHEDULES],
+        schedules=[*LAKE_SCHEDULES, *DBT_SCHEDULES],
         resources={
             "catalog": CatalogResource(),
             "stream_policy": StreamPolicyResource(

@@ -1,1 +1,4 @@
-"""Sentinel's streaming engine: Kafka → parse/quarantine → bronze → rules → alerts (DESIGN §6)."""
+"""Sentinel's streaming engine: Kafka → detect → alerts topic → fan-out; archive → Delta.
+
+See docs/architecture.md, Data flow.
+"""

@@ -1,4 +1,4 @@
-"""Rule backtests on the archive, and the runner of every queued job (issue 5, items 3-4).
+"""Rule backtests on the archive, and the runner of every queued job.
 
 A backtest evaluates a candidate expression on a pipeline's bronze events, pinned to one Delta
 version (reported), with exactly the stream's semantics: the same non-ANSI session
@@ -19,66 +19,23 @@ import json
 import logging
 import sys
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 from pyspark import StorageLevel
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from catalog.settings import get_settings
 from streaming import backtest_jobs as jobs
+from streaming.backtest_jobs import BacktestError
+from streaming.lookback import lookback
+from streaming.pinned import event_time, in_range, read_pinned
 from streaming.pipeline import Paths, Pipeline, load_pipeline
 from streaming.rules import Rule, analyse, evaluate, load_active_rules
-from streaming.schema import Field, event_time_field
+from streaming.session import build_session
 
 log = logging.getLogger("streaming.backtest")
 TIME_COL = "_bt_event_time"
-
-
-class BacktestError(RuntimeError):
-    """The job cannot run as asked (the message says why)."""
-
-
-def latest_version(spark: SparkSession, path: str) -> int | None:
-    """The table's current Delta version, ``None`` when there is no table yet."""
-    from delta.tables import DeltaTable
-
-    if not DeltaTable.isDeltaTable(spark, path):
-        return None
-    return int(DeltaTable.forPath(spark, path).history(1).select("version").first()[0])
-
-
-def read_pinned(spark: SparkSession, path: str) -> tuple[DataFrame | None, int | None]:
-    """The table as of its current version (and that version): later commits are not seen."""
-    version = latest_version(spark, path)
-    if version is None:
-        return None, None
-    return spark.read.format("delta").option("versionAsOf", version).load(path), version
-
-
-def event_time(fields: list[Field]) -> Column:
-    """When the event happened, as the stream's alerts define it (``alerts.to_alerts``)."""
-    name = event_time_field(fields)
-    kafka = F.col("_kafka_timestamp")
-    return F.coalesce(F.col(f"`{name}`"), kafka) if name else kafka
-
-
-def utc_literal(value: datetime) -> Column:
-    """A timestamp literal for an aware datetime (the session time zone is UTC)."""
-    text = value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
-    return F.lit(text).cast("timestamp")
-
-
-def in_range(events: DataFrame, fields: list[Field], since: datetime, until: datetime
-             ) -> DataFrame:
-    """Events whose event time is in ``[since, until)``; ``event_date`` prunes partitions."""
-    first, last = since.astimezone(UTC).date(), until.astimezone(UTC).date()
-    ts = event_time(fields)
-    return (
-        events.where((F.col("event_date") >= F.lit(first)) & (F.col("event_date") <= F.lit(last)))
-        .where((ts >= utc_literal(since)) & (ts < utc_literal(until)))
-    )
 
 
 def summarize(scanned: int, per_day: dict[str, int], distinct_hits: int,
@@ -183,8 +140,6 @@ def run_job(spark: SparkSession, job: jobs.Job) -> dict[str, Any]:
         pipeline = load_pipeline(job.pipeline_id)
         paths = Paths(get_settings().warehouse_root, pipeline.slug)
         if job.kind == "lookback":
-            from streaming.lookback import lookback
-
             version, results = lookback(spark, pipeline, paths, job)
         else:
             version, results = backtest(spark, pipeline, paths, job)
@@ -237,8 +192,6 @@ def main(argv: list[str] | None = None) -> int:
         except jobs.JobNotClaimable as exc:
             log.error("%s", exc)
             return 2
-    from streaming.session import build_session
-
     try:
         spark = build_session("sentinel-backtest")
     except BaseException as exc:

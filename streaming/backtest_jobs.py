@@ -24,6 +24,10 @@ class JobNotClaimable(LookupError):
     """The job does not exist, or is not in a state this runner may start it from."""
 
 
+class BacktestError(RuntimeError):
+    """The job cannot run as asked (the message says why)."""
+
+
 @dataclass(frozen=True)
 class Job:
     """One claimed backtest or look-back."""

@@ -7,18 +7,15 @@ as it exits; every later driver maps the archive instead (``-XX:SharedArchiveFil
 shortens each stream (re)start, and so each recovery after a crash, by about a third here
 (``bench/README.md``).
 
-The archive belongs to one JVM and one set of jars: its file name carries a hash of both, so a
-new JDK or a changed jar means a new archive, and until it is built drivers start without one.
-The JVM ignores an archive it cannot use (``-Xshare:auto``), so the archive can never keep a
-driver from starting. ``SENTINEL_SPARK_CLASS_ARCHIVE=false`` turns it off.
+The archive's path and the option that maps it are in ``streaming.jvm``. The JVM ignores an
+archive it cannot use (``-Xshare:auto``), so the archive can never keep a driver from starting.
+``SENTINEL_SPARK_CLASS_ARCHIVE=false`` turns it off.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -26,51 +23,16 @@ import time
 from pathlib import Path
 
 from catalog.settings import Settings, get_settings
+from streaming.jvm import archive_path
+from streaming.processes import owner_alive
+from streaming.session import build_session, spark_conf
 
 BUILD_TIMEOUT_SECONDS = 600
-
-
-def java_executable() -> Path | None:
-    """The ``java`` pyspark launches: ``$JAVA_HOME/bin/java``, else the one on PATH."""
-    home = os.environ.get("JAVA_HOME")
-    found = str(Path(home) / "bin" / "java") if home else shutil.which("java")
-    return Path(found).resolve() if found and Path(found).exists() else None
-
-
-def _jar_files(settings: Settings) -> list[Path]:
-    import pyspark
-
-    from streaming.session import spark_jars
-
-    own = sorted((Path(pyspark.__file__).parent / "jars").glob("*.jar"))
-    return own + [Path(p) for p in spark_jars(settings)]
-
-
-def archive_path(settings: Settings) -> Path | None:
-    """Where the archive of this JVM and these jars lives (None without a JVM)."""
-    java = java_executable()
-    if java is None:
-        return None
-    digest = hashlib.sha256()
-    for f in [java, *_jar_files(settings)]:
-        stat = f.stat()
-        digest.update(f"{f}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
-    return Path(settings.home) / "cds" / f"spark-driver-{digest.hexdigest()[:16]}.jsa"
-
-
-def java_options(settings: Settings) -> str:
-    """The driver JVM option that maps the archive, or "" (disabled, or not built yet)."""
-    if not settings.spark_class_archive:
-        return ""
-    path = archive_path(settings)
-    return f"-XX:SharedArchiveFile={path}" if path is not None and path.is_file() else ""
 
 
 def _workload(archive: str) -> None:
     """What a stream driver loads: a Delta session, partitioned appends, a read, and a
     micro-batch query with a Python foreachBatch writing Delta. Prints the JVM's pid."""
-    from streaming.session import build_session, spark_conf
-
     settings = get_settings()
     opts = spark_conf(settings, class_archive=False)["spark.driver.extraJavaOptions"]
     spark = build_session("sentinel-class-archive", settings=settings, shuffle_partitions=2,
@@ -126,8 +88,6 @@ def build(settings: Settings | None = None, *, quiet: bool = False) -> Path | No
     if proc.returncode != 0 or not pids:
         tmp.unlink(missing_ok=True)
         raise RuntimeError("the class-archive driver failed:\n" + proc.stderr[-3000:])
-    from streaming.host import owner_alive  # here: streaming.host imports this module
-
     deadline = time.monotonic() + BUILD_TIMEOUT_SECONDS
     while owner_alive(pids[0]):  # the JVM writes the archive while it exits
         if time.monotonic() > deadline:

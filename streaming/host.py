@@ -32,6 +32,7 @@ from typing import Any
 from catalog.settings import get_settings
 from streaming.job import PipelineQuery
 from streaming.pipeline import load_pipeline
+from streaming.processes import owner_alive
 from streaming.session import build_session, local_slots
 
 log = logging.getLogger("streaming.host")
@@ -56,19 +57,6 @@ class HostedQuery:
     def public(self) -> dict[str, Any]:
         return {"key": self.key, "pipeline_id": self.pipeline_id, "state": self.state,
                 "code": self.code, "error": self.error}
-
-
-def owner_alive(pid: int | None) -> bool:
-    """Whether the process that asked for a query still exists (None: no owner to watch)."""
-    if pid is None:
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class HostClosing(RuntimeError):

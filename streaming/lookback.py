@@ -1,4 +1,4 @@
-"""Look-back on activation: a new rule alerts on the archive of its last N days (issue 5, 4).
+"""Look-back on activation: a new rule alerts on the archive of its last N days.
 
 Runs outside the live stream, on bronze pinned to one Delta version, over events whose event
 time is in ``[activation − N days, activation)`` and that were archived before the rule was
@@ -25,7 +25,8 @@ from catalog.writer_lease import writer_lease
 from streaming import backtest_jobs as jobs
 from streaming.alerts import ISO_MICROS as ISO
 from streaming.alerts import to_alerts
-from streaming.backtest import BacktestError, in_range, read_pinned, utc_literal
+from streaming.backtest_jobs import BacktestError
+from streaming.pinned import in_range, read_pinned, utc_literal
 from streaming.pipeline import Paths, Pipeline
 from streaming.rules import Rule, analyse, evaluate
 from streaming.sinks import postgres

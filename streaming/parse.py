@@ -1,7 +1,7 @@
-"""Kafka records → typed events + quarantine (DESIGN §4 "Kafka messages", §6 step 1).
+"""Kafka records → typed events + quarantine (docs/architecture.md, Data flow).
 
 A record is valid when it is UTF-8, a JSON object, has every non-nullable field and every
-present field fits its declared type as ``catalog.field_types.json_value_fits`` defines it
+present field fits its declared type as ``catalog.rules.field_types.json_value_fits`` defines it
 (int32/int64 ranges, finite numbers, ISO-8601 timestamp strings — no epoch numbers —,
 ``YYYY-MM-DD`` dates, JSON booleans). Everything else goes to quarantine with its raw bytes and
 a reason; nothing is dropped silently. One known leniency: a ``string`` field also accepts a
@@ -38,7 +38,7 @@ METADATA = [
     "_schema_version",
     "event_date",
 ]
-# Same shapes as catalog.field_types (_TIMESTAMP_RE, _DATE_RE), in Java regex syntax.
+# Same shapes as catalog.rules.field_types (_TIMESTAMP_RE, _DATE_RE), in Java regex syntax.
 TIMESTAMP_RE = (
     r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})?$"
 )

@@ -1,6 +1,7 @@
 """What the streaming job reads about its pipeline from the catalog, and where it writes.
 
-Warehouse layout (DESIGN §4), with ``<p>`` = ``pipeline_<id>`` (ids never change, names may):
+Warehouse layout (docs/architecture.md, Contracts), with ``<p>`` = ``pipeline_<id>`` (ids never
+change, names may):
 ``bronze/<p>/events``, ``bronze/<p>/quarantine``, ``silver/<p>/alerts``, ``_checkpoints/<p>/``.
 """
 

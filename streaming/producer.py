@@ -26,7 +26,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from catalog.field_types import FieldType, default_key_field
+from catalog.rules.field_types import FieldSpec, FieldType, default_key_field
+from catalog.settings import get_settings
+from streaming.pipeline import load_pipeline
 
 MALFORMED_KINDS = ("invalid_json", "not_an_object", "missing_required", "wrong_type")
 _WORDS = ("alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel")
@@ -198,8 +200,6 @@ def iter_events(
 
 
 def _specs(schema: Sequence[Mapping]) -> list:
-    from catalog.field_types import FieldSpec
-
     return [FieldSpec.model_validate(dict(f)) for f in schema]
 
 
@@ -245,9 +245,6 @@ def main(argv: list[str] | None = None) -> int:
                     help="backfill instead: event i dated START + i s (ISO-8601, UTC if naive)")
     args = ap.parse_args(argv)
     clock = EventClock(start=args.start, spread=timedelta(seconds=args.spread_seconds))
-
-    from catalog.settings import get_settings
-    from streaming.pipeline import load_pipeline
 
     pipeline = load_pipeline(args.pipeline_id)
     events = iter_events(

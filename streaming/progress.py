@@ -1,4 +1,4 @@
-"""The ``stream_runs`` row of a streaming run: what operators and Dagster see (DESIGN §4).
+"""The ``stream_runs`` row of a streaming run: what operators and Dagster see.
 
 One row per run (start → running → stopped/failed), updated after every micro-batch with the
 batch's size, rate, duration, alerts and quarantined rows, and the Kafka lag when known.

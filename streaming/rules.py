@@ -1,4 +1,4 @@
-"""Fraud rules at run time: load, hot-reload, analyse and evaluate in one pass (DESIGN §5-§6).
+"""Fraud rules at run time: load, hot-reload, analyse and evaluate in one pass.
 
 Rules are reloaded only when ``pipelines.rules_version`` (bumped by the API on every rule
 change) moved. Each rule is analysed against the real batch schema; a rule that fails is

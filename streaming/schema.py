@@ -1,7 +1,7 @@
 """A pipeline's declared schema (catalog JSON) turned into what Spark needs.
 
 The catalog stores a pipeline schema as ``[{name, type, nullable}]`` with types from
-``catalog.field_types.FieldType``; here it becomes a ``StructType`` to parse Kafka JSON with,
+``catalog.rules.field_types.FieldType``; here it becomes a ``StructType`` to parse Kafka JSON with,
 plus the two fields the engine derives meaning from: the event key and the event time.
 """
 
@@ -28,7 +28,7 @@ from pyspark.sql.types import (
     TimestampType,
 )
 
-from catalog.field_types import FieldType, default_key_field
+from catalog.rules.field_types import FieldType, default_key_field
 
 _SIMPLE: dict[str, DataType] = {
     "string": StringType(),
@@ -45,7 +45,7 @@ _SIMPLE: dict[str, DataType] = {
     "date": DateType(),
 }
 _DECIMAL = re.compile(r"decimal\((\d+),\s*(\d+)\)")
-# Names that mark a field as "when the event happened" (DESIGN §4: bronze partition key).
+# Names that mark a field as "when the event happened" (the bronze partition key).
 EVENT_TIME_NAMES = ("event_time", "event_timestamp", "timestamp", "ts", "transaction_time")
 
 
@@ -102,7 +102,7 @@ def event_time_field(fields: Sequence[Field]) -> str | None:
 
 
 def key_field_of(schema: Sequence[Mapping], key_field: str | None) -> str | None:
-    """The field whose value is the event id (DESIGN §4), or ``None`` for a coordinate hash."""
+    """The field whose value is the event id, or ``None`` for a coordinate hash."""
     if key_field:
         return key_field
     return default_key_field(list(schema))

@@ -11,23 +11,17 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from pathlib import Path
 
 from pyspark.sql import SparkSession
 
 from catalog.settings import Settings, get_settings
-from streaming.class_archive import java_options as archive_java_options
+from streaming.jvm import java_options as archive_java_options
+from streaming.jvm import spark_jars
 
 log = logging.getLogger(__name__)
 
 DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
 DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
-
-
-def spark_jars(settings: Settings) -> list[str]:
-    """The jars of the local stack (Delta, Kafka connector, hadoop-aws, JDBC), sorted."""
-    jar_dir = Path(settings.jars_dir) / "spark"
-    return sorted(str(p) for p in jar_dir.glob("*.jar")) if jar_dir.is_dir() else []
 
 
 def spark_conf(
@@ -85,7 +79,8 @@ def _s3a_conf(settings: Settings) -> dict[str, str]:
         "spark.hadoop.fs.s3a.change.detection.mode": "none",
         "spark.hadoop.fs.s3a.attempts.maximum": "5",
         "spark.hadoop.fs.s3a.retry.limit": "5",
-        # S3's default Delta log store is single-writer per table (DESIGN §7).
+        # S3's default Delta log store is single-writer per table (docs/architecture.md,
+        # Delta tables).
         "spark.delta.logStore.s3a.impl": "io.delta.storage.S3SingleDriverLogStore",
     }
     if settings.s3_endpoint:

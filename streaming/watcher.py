@@ -1,4 +1,4 @@
-"""Stops a streaming query cleanly when the catalog says so (DESIGN §7: desired state).
+"""Stops a streaming query cleanly when the catalog says so (its desired state).
 
 Every trigger interval the watcher reads the pipeline's status and schema version, and
 records the Kafka lag. When the pipeline is no longer ``active`` (or was deleted, or its schema

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import Connection, func, insert, select, update
 
 from api.crud import audit
-from catalog.field_types import FieldSpec
+from catalog.rules.field_types import FieldSpec
 from catalog.tables import fraud_alerts, pipeline_schema_versions, pipelines, rules, stream_runs
 
 PUBLIC_COLUMNS = (

@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from api.models.text import SafeText
-from catalog.field_types import FieldSpec
+from catalog.rules.field_types import FieldSpec
 
 PipelineStatus = Literal["active", "paused", "stopped"]
 TOPIC_PATTERN = r"^[A-Za-z0-9._-]{1,249}$"

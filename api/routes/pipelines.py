@@ -24,7 +24,7 @@ from api.models.pipelines import (
     StreamHealth,
 )
 from api.params import PipelineId
-from catalog.field_types import (
+from catalog.rules.field_types import (
     FieldSpec,
     SchemaError,
     default_key_field,

@@ -24,8 +24,8 @@ from api.models.rules import (
     RuleVersionPublic,
 )
 from api.params import PipelineId, RuleId
-from catalog.field_types import FieldSpec
-from catalog.rule_validator import RuleValidationError, ValidatedRule, validate_rule
+from catalog.rules.field_types import FieldSpec
+from catalog.rules.validator import RuleValidationError, ValidatedRule, validate_rule
 from catalog.settings import Settings
 
 router = APIRouter(tags=["rules"])

@@ -7,7 +7,7 @@
 #                         reader-grants [DB]
 #
 # - its own venv .venv-superset (deploy/superset/requirements.txt: apache-superset 6.1.0 + the
-#   DESIGN §11 additions, every version pinned), skipped when up to date (stamp); pip log in
+#   the project's additions, every version pinned), skipped when up to date (stamp); pip log in
 #   .sentinel/logs/superset-pip.log;
 # - metadata in the `superset` database of the catalog server (created when missing);
 #   config deploy/superset/superset_config.py; SECRET_KEY generated once into

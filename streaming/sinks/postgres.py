@@ -1,4 +1,4 @@
-"""Alerts into Postgres ``fraud_alerts`` for the API and dashboards (DESIGN §4, §6 step 5).
+"""Alerts into Postgres ``fraud_alerts`` for the API and dashboards.
 
 A batch's alerts are few: they are ``COPY``-ed into a temporary table and inserted with
 ``ON CONFLICT (alert_id) DO NOTHING`` in one transaction, so a replayed batch adds nothing.

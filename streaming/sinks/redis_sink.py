@@ -1,4 +1,4 @@
-"""Alerts into Redis for sub-millisecond "is this transaction risky?" look-ups (DESIGN §4).
+"""Alerts into Redis for sub-millisecond "is this transaction risky?" look-ups.
 
 Per alert, one atomic Lua call (all pipelined, one round trip per chunk):
 * ``fraud:alert:<alert_id>`` marker (``SET NX EX ttl``) — tells a new alert from a replay;

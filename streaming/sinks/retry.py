@@ -2,7 +2,7 @@
 
 A sink that is down makes the batch wait and retry, never skip it; past the bound the error
 propagates, the streaming query fails without committing the batch, and the restarted query
-replays it into idempotent sinks (DESIGN §6).
+replays it into idempotent sinks.
 """
 
 from __future__ import annotations

@@ -92,7 +92,7 @@ def dagster_dev(base: Path, uid: str) -> Iterator[DagsterDev]:
            "SENTINEL_WAREHOUSE": str(base / "warehouse"),
            "SENTINEL_WATCH_PIPELINES_LIKE": f"e2e-{uid}-%"}
     # Parse the dbt manifest here (a fresh clone has none) so that the code server loads fast.
-    from orchestration.dbt_assets import ensure_manifest
+    from orchestration.dbt.project import ensure_manifest
 
     ensure_manifest()
     log = log_path.open("wb")

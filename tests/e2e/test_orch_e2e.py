@@ -1,4 +1,4 @@
-"""The whole loop with the real daemon, in one private ``dagster dev`` (issue 4's proofs).
+"""The whole loop with the real daemon, in one private ``dagster dev``.
 
 Pipeline A (one rule) is created through the API and streams by itself; pause ends its run,
 events sent while paused are picked up by the new run that resume starts; a schema change
@@ -32,7 +32,7 @@ from dagster import (
 )
 
 from catalog.settings import get_settings
-from orchestration.jobs import PIPELINE_TAG, SCHEMA_TAG
+from orchestration.streams.jobs import PIPELINE_TAG, SCHEMA_TAG
 from streaming.producer import GeneratedEvent, generate_events, send
 from tests.e2e.orch_kit import (
     TUNING,

@@ -1,4 +1,4 @@
-"""Outage drills (issue 7): the streaming engine under faults, with exact counts afterwards.
+"""Outage drills: the streaming engine under faults, with exact counts afterwards.
 
 The drills reuse the streaming fixtures (catalog rows, topics, the job process, the Spark
 reader, the independent expectations) and add what a drill needs: private services that can

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import func, select, update
 
 from catalog.db import get_engine
-from catalog.field_types import ALERT_ROW_COLUMNS
+from catalog.rules.field_types import ALERT_ROW_COLUMNS
 from catalog.settings import get_settings
 from catalog.tables import backtests, pipelines
 from tests.support import auth

@@ -14,8 +14,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from catalog.field_types import FieldSpec
-from catalog.rule_validator import validate_rule
+from catalog.rules.field_types import FieldSpec
+from catalog.rules.validator import validate_rule
 from tests.rule_cases import EXPECTED, LOOKALIKES, SAMPLE_ROWS, SCHEMA
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]

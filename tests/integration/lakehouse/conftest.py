@@ -79,7 +79,7 @@ def thrift_endpoint() -> Iterator[tuple[str, int]]:
 @pytest.fixture(scope="session")
 def lake_prefix(thrift_endpoint: tuple[str, int]) -> Iterator[str]:
     """A schema prefix of this session; its schemas are dropped at the end."""
-    from catalog.lakehouse_tables import drop_schemas
+    from orchestration.lake.registration import drop_schemas
 
     prefix = f"it_{uuid.uuid4().hex[:8]}_"
     old = os.environ.get("SENTINEL_LAKEHOUSE_SCHEMA_PREFIX")

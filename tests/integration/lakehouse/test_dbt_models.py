@@ -6,7 +6,7 @@ from collections import Counter, defaultdict
 
 import pytest
 
-from catalog.lakehouse_tables import Sql, connect
+from orchestration.lake.registration import Sql, connect
 from tests.integration.lakehouse.conftest import DagsterBuild, Lake
 from tests.integration.lakehouse.lake_data import RANK
 

@@ -1,4 +1,4 @@
-"""Day partitions of the marts (issue 5): rebuilding one day rewrites that day only.
+"""Day partitions of the marts: rebuilding one day rewrites that day only.
 
 A payments pipeline of its own (the conftest's ``incremental``) is in the lake fixture's
 warehouse, and the session's ``dagster_build`` built the marts for all its days
@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from catalog.lakehouse_tables import Sql, connect
+from orchestration.lake.registration import Sql, connect
 from tests.integration.lakehouse.conftest import (
     ROOT,
     DagsterBuild,

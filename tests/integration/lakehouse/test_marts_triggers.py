@@ -1,4 +1,4 @@
-"""The dbt marts refresh on a schedule and when the lake changes, by day partition (issue 5).
+"""The dbt marts refresh on a schedule and when the lake changes, by day partition.
 
 Evaluated with Dagster's own test contexts against the real code location (``defs``), the
 catalog database and Delta logs written here; no Spark and no SQL endpoint needed.
@@ -29,9 +29,11 @@ from sqlalchemy import delete, insert
 
 from catalog.db import get_engine
 from catalog.tables import pipelines
-from orchestration.dbt_assets import LAKE_CHANGE_INTERVAL, ensure_manifest
+from orchestration.dbt.project import ensure_manifest
+from orchestration.dbt.sensors import LAKE_CHANGE_INTERVAL
 from orchestration.definitions import defs
-from orchestration.resources import CatalogResource, LakeResource, ObjectStoreResource
+from orchestration.lake.resources import LakeResource, ObjectStoreResource
+from orchestration.lib.catalog import CatalogResource
 
 pytestmark = pytest.mark.integration
 JOB = "build_lakehouse_models"
@@ -124,11 +126,11 @@ def lake_pipeline(catalog_db: None, tmp_path: Path):
 
 def test_lake_change_sensor_builds_when_bronze_moves_and_only_then(lake_pipeline,
                                                                    monkeypatch) -> None:
-    import orchestration.dbt_assets as dbt_assets
+    import orchestration.dbt.sensors as dbt_sensors
 
     up = {"value": True}
-    monkeypatch.setattr(dbt_assets, "endpoint_up", lambda: up["value"])
-    monkeypatch.setattr(dbt_assets, "utc_now", lambda: datetime(2026, 3, 20, 12, tzinfo=UTC))
+    monkeypatch.setattr(dbt_sensors, "endpoint_up", lambda: up["value"])
+    monkeypatch.setattr(dbt_sensors, "utc_now", lambda: datetime(2026, 3, 20, 12, tzinfo=UTC))
     pid, root = lake_pipeline
     sensor = defs.resolve_sensor_def("lakehouse_models_on_lake_change")
     assert sensor.default_status == DefaultSensorStatus.RUNNING

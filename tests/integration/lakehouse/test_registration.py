@@ -10,8 +10,9 @@ import pytest
 from sqlalchemy import update
 
 from catalog.db import get_engine
-from catalog.lakehouse_tables import Sql, assign_slugs, connect, register_all
 from catalog.tables import pipelines
+from orchestration.lake.registration import Sql, connect, register_all
+from orchestration.lake.views import assign_slugs
 from tests.integration.lakehouse.conftest import ROOT, Lake
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]

@@ -1,4 +1,4 @@
-"""Issue 5 on a real stream: Kafka → streaming job → Delta + Postgres → tables registered →
+"""The batch layer on a real stream: Kafka → streaming job → Delta + Postgres → tables registered →
 ``dagster asset materialize`` of the dbt assets → marts, read back over the SQL endpoint.
 
 The stream and the Dagster build are the conftest's session fixtures ``streamed`` and
@@ -16,8 +16,9 @@ from typing import Any
 import pytest
 
 from catalog.db import get_engine
-from catalog.lakehouse_tables import assign_slugs, load_pipelines
-from orchestration.dbt_assets import ensure_manifest
+from orchestration.dbt.project import ensure_manifest
+from orchestration.lake.registration import load_pipelines
+from orchestration.lake.views import assign_slugs
 from tests.integration.lakehouse.conftest import DagsterBuild, Lake, Streamed
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]
@@ -93,7 +94,7 @@ def test_dagster_built_every_model_and_every_dbt_test_passed(dagster_build: Dags
 
 
 def rows(sql_text: str) -> list[tuple]:
-    from catalog.lakehouse_tables import Sql, connect
+    from orchestration.lake.registration import Sql, connect
 
     sql = Sql(connect())
     try:
@@ -196,8 +197,9 @@ def test_a_sql_client_selects_from_the_lake_tables_and_every_model(
 
 def test_lake_change_sensor_sees_the_streams_delta_versions(lake: Lake, streamed: Streamed) -> None:
     """The sensor that rebuilds the marts on new commits reads the versions Spark reports."""
-    from orchestration.dbt_assets import lake_versions
-    from orchestration.resources import CatalogResource, LakeResource, ObjectStoreResource
+    from orchestration.dbt.sensors import lake_versions
+    from orchestration.lake.resources import LakeResource, ObjectStoreResource
+    from orchestration.lib.catalog import CatalogResource
 
     spark = lake.session()
     versions = lake_versions(CatalogResource(), LakeResource(warehouse_root=streamed.warehouse),

@@ -9,7 +9,7 @@ from typing import Any
 import boto3
 import pytest
 
-from orchestration.resources import LakeResource
+from orchestration.lake.resources import LakeResource
 
 S3_ENDPOINT = "http://127.0.0.1:9000"
 S3_KEY = "sentinel-test"

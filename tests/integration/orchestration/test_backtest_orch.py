@@ -19,14 +19,11 @@ from sqlalchemy import delete, insert, select
 
 from catalog.db import get_engine
 from catalog.tables import backtests, pipelines
-from orchestration.backtests import (
-    BACKTEST_TAG,
-    backtest_queue,
-    backtest_run_config,
-    rule_backtest,
-)
+from orchestration.backtests.jobs import BACKTEST_TAG, backtest_run_config, rule_backtest
+from orchestration.backtests.sensors import backtest_queue
 from orchestration.definitions import defs
-from orchestration.resources import CatalogResource, StreamPolicyResource
+from orchestration.lib.catalog import CatalogResource
+from orchestration.streams.resources import StreamPolicyResource
 
 pytestmark = pytest.mark.integration
 RUN = uuid.uuid4().hex[:6]

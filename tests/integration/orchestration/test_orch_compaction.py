@@ -1,4 +1,4 @@
-"""Compaction on real Delta tables, and the writer lease on the s3a:// path (DESIGN §7)."""
+"""Compaction on real Delta tables, and the writer lease on the s3a:// path."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import uuid
 
 import pytest
 
-from orchestration.compaction import compact_table
-from orchestration.delta_log import table_stats
+from orchestration.lake.compaction import compact_table
+from orchestration.lake.delta_stats import table_stats
 from tests.integration.orchestration.conftest import s3_client, write_small_files
 
 pytestmark = pytest.mark.integration

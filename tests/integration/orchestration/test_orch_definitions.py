@@ -12,9 +12,10 @@ from sqlalchemy import delete, insert
 from catalog.db import get_engine
 from catalog.tables import pipelines
 from orchestration.definitions import defs
-from orchestration.jobs import stream_pipeline, stream_run_config
-from orchestration.resources import CatalogResource, LakeResource, ObjectStoreResource
-from orchestration.schedules import observe_lake_job
+from orchestration.lake.jobs import observe_lake_job
+from orchestration.lake.resources import LakeResource, ObjectStoreResource
+from orchestration.lib.catalog import CatalogResource
+from orchestration.streams.jobs import stream_pipeline, stream_run_config
 
 pytestmark = pytest.mark.integration
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestration.delta_log import DeltaLogTruncated, table_stats
+from orchestration.lake.delta_stats import DeltaLogTruncated, table_stats
 from tests.integration.orchestration.conftest import s3_client
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1200)]

@@ -17,10 +17,11 @@ from sqlalchemy import delete, func, insert, select, update
 
 from catalog.db import get_engine
 from catalog.tables import pipelines, stream_runs
-from orchestration.jobs import PIPELINE_TAG, SCHEMA_TAG, stream_pipeline, stream_run_config
-from orchestration.reconcile import Terminate
-from orchestration.resources import CatalogResource, StreamPolicyResource
-from orchestration.sensors import _terminate, pipeline_watcher
+from orchestration.lib.catalog import CatalogResource
+from orchestration.streams.jobs import PIPELINE_TAG, SCHEMA_TAG, stream_pipeline, stream_run_config
+from orchestration.streams.reconcile import Terminate
+from orchestration.streams.resources import StreamPolicyResource
+from orchestration.streams.sensors import _terminate, pipeline_watcher
 from tests.support import auth
 
 pytestmark = pytest.mark.integration

@@ -1,4 +1,4 @@
-"""Backtests and look-backs on a real archive (issue 5, items 3-4).
+"""Backtests and look-backs on a real archive.
 
 One stream (module scope) archives generated events whose event times span the last four
 days, then stops. The tests queue jobs through the API and run them with the real entry point

@@ -1,4 +1,4 @@
-"""Issue 3 end to end: Kafka → job → bronze/quarantine/alerts in Delta, Postgres and Redis.
+"""End to end: Kafka → job → bronze/quarantine/alerts in Delta, Postgres and Redis.
 
 One job run serves several assertions: the first wave checks every sink against the
 independently computed expectation; then a rule is hot-added, a broken rule is inserted and a

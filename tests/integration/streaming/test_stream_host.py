@@ -39,7 +39,7 @@ def shared_mode(monkeypatch, tmp_path, kit):
         monkeypatch.setenv(key, value)
     get_settings.cache_clear()
     yield str(tmp_path / "wh")
-    from orchestration.stream_process import host_pid
+    from orchestration.streams.stream_process import host_pid
 
     pid = host_pid()
     if pid is not None:  # the test failed half-way: do not leave the host behind
@@ -54,9 +54,9 @@ def shared_mode(monkeypatch, tmp_path, kit):
 def test_pipelines_share_one_host(shared_mode, make_pipeline, spark_reader, kit, tmp_path):
     from dagster import DagsterEventType
 
-    from orchestration.jobs import stream_pipeline, stream_run_config
-    from orchestration.resources import CatalogResource
-    from orchestration.stream_process import HostedStream, host_pid, host_request
+    from orchestration.lib.catalog import CatalogResource
+    from orchestration.streams.jobs import stream_pipeline, stream_run_config
+    from orchestration.streams.stream_process import HostedStream, host_pid, host_request
 
     warehouse = shared_mode
     a, b = make_pipeline(kit.base_rules()), make_pipeline(kit.base_rules())

@@ -77,9 +77,9 @@ def test_stream_on_s3a_with_concurrent_compaction(make_pipeline, job_factory, sp
     the file count (read from the Delta log at the versions before and after it), no stream
     commit lands inside it, the stream keeps committing after it without a retry or a
     restart, and after catch-up every sink holds each event and alert exactly once
-    (issue 4, DESIGN §7)."""
-    from orchestration.compaction import compact_table
-    from orchestration.delta_log import table_stats
+    (docs/architecture.md, Delta tables)."""
+    from orchestration.lake.compaction import compact_table
+    from orchestration.lake.delta_stats import table_stats
 
     s3, name = bucket
     monkeypatch.delenv("SENTINEL_WAREHOUSE", raising=False)

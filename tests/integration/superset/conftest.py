@@ -161,7 +161,7 @@ def provision(env: dict[str, str]) -> dict:
 def provisioned(superset_server: Server, lake: Lake,  # noqa: F811
                 thrift_endpoint: tuple[str, int],  # noqa: F811
                 tmp_path_factory: pytest.TempPathFactory) -> Iterator[Provisioned]:
-    from catalog.lakehouse_tables import register_all
+    from orchestration.lake.registration import register_all
 
     register_all(settings=lake.settings)
     dbt_run(lake.prefix, tmp_path_factory.mktemp("dbt"))

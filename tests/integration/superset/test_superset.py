@@ -15,7 +15,8 @@ import pytest
 from sqlalchemy import text
 
 from catalog.db import get_engine
-from catalog.lakehouse_tables import Sql, connect, desired_tables, load_pipelines
+from orchestration.lake.registration import Sql, connect, load_pipelines
+from orchestration.lake.views import desired_tables
 from tests.browser import artifact, headless_chromium
 from tests.integration.superset.conftest import HOME, Api, Provisioned
 

@@ -10,9 +10,9 @@ import pytest
 import yaml
 
 from catalog.writer_lease import LeaseUnavailable, normalize
-from orchestration.delta_log import DeltaLogTruncated, table_stats
 from orchestration.instance import render
-from orchestration.stream_process import command
+from orchestration.lake.delta_stats import DeltaLogTruncated, table_stats
+from orchestration.streams.stream_process import command
 
 pytestmark = pytest.mark.unit
 

@@ -6,8 +6,9 @@ import datetime as dt
 
 import pytest
 
-from streaming.backtest import event_time, in_range, summarize
+from streaming.backtest import summarize
 from streaming.backtest_jobs import MAX_ERROR, describe
+from streaming.pinned import event_time, in_range
 from streaming.schema import fields_of
 
 pytestmark = pytest.mark.unit

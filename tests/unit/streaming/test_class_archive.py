@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from catalog.settings import Settings
-from streaming import class_archive
+from streaming import class_archive, jvm
 from streaming.session import spark_conf
 
 pytestmark = pytest.mark.unit
@@ -22,7 +22,7 @@ def java_opts(settings: Settings, **kw) -> str:
 
 def test_a_driver_maps_the_archive_only_once_it_exists(tmp_path: Path) -> None:
     settings = settings_in(tmp_path)
-    path = class_archive.archive_path(settings)
+    path = jvm.archive_path(settings)
     assert path is not None and path.parent == tmp_path / "cds"
     assert "SharedArchiveFile" not in java_opts(settings)
     path.parent.mkdir()
@@ -32,13 +32,13 @@ def test_a_driver_maps_the_archive_only_once_it_exists(tmp_path: Path) -> None:
 
 def test_turned_off_or_another_classpath_gets_no_archive(tmp_path: Path) -> None:
     on = settings_in(tmp_path)
-    path = class_archive.archive_path(on)
+    path = jvm.archive_path(on)
     assert path is not None
     path.parent.mkdir()
     path.write_bytes(b"archive")
     assert "SharedArchiveFile" not in java_opts(settings_in(tmp_path, spark_class_archive=False))
     assert "SharedArchiveFile" not in java_opts(on, class_archive=False)  # e.g. the Thrift Server
-    assert class_archive.java_options(settings_in(tmp_path, spark_class_archive=False)) == ""
+    assert jvm.java_options(settings_in(tmp_path, spark_class_archive=False)) == ""
 
 
 def test_a_changed_jar_means_another_archive(tmp_path: Path) -> None:
@@ -46,19 +46,19 @@ def test_a_changed_jar_means_another_archive(tmp_path: Path) -> None:
     jars = tmp_path / "jars" / "spark"
     jars.mkdir(parents=True)
     (jars / "a-1.0.jar").write_bytes(b"one")
-    first = class_archive.archive_path(settings)
-    assert class_archive.archive_path(settings) == first  # stable while nothing changes
+    first = jvm.archive_path(settings)
+    assert jvm.archive_path(settings) == first  # stable while nothing changes
     (jars / "a-1.0.jar").write_bytes(b"one, rebuilt")
-    second = class_archive.archive_path(settings)
+    second = jvm.archive_path(settings)
     (jars / "b-2.0.jar").write_bytes(b"two")
-    third = class_archive.archive_path(settings)
+    third = jvm.archive_path(settings)
     assert len({first, second, third}) == 3
 
 
 def test_no_java_means_no_archive(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("JAVA_HOME", str(tmp_path / "no-jdk"))
     settings = settings_in(tmp_path)
-    assert class_archive.java_executable() is None
-    assert class_archive.archive_path(settings) is None
-    assert class_archive.java_options(settings) == ""
+    assert jvm.java_executable() is None
+    assert jvm.archive_path(settings) is None
+    assert jvm.java_options(settings) == ""
     assert class_archive.build(settings, quiet=True) is None

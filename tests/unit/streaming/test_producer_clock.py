@@ -62,7 +62,7 @@ def _run_cli(monkeypatch, *args: str) -> list[dict]:
     pipeline = streaming.pipeline.Pipeline(id=7, name="p", topic="t", status="active",
                                            schema=SCHEMA, schema_version=1,
                                            key_field="transaction_id")
-    monkeypatch.setattr(streaming.pipeline, "load_pipeline", lambda pid: pipeline)
+    monkeypatch.setattr(producer, "load_pipeline", lambda pid: pipeline)
     monkeypatch.setattr(producer, "send", fake_send)
     assert producer.main(["--pipeline-id", "7", "--count", "200", "--malformed-share", "0",
                           *args]) == 0

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from catalog.field_types import FieldSpec, value_problem
+from catalog.rules.field_types import FieldSpec, value_problem
 from catalog.settings import Settings
 from streaming.producer import generate_events
 from streaming.session import spark_conf

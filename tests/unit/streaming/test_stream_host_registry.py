@@ -8,7 +8,8 @@ import time
 import pytest
 
 from streaming import host as host_mod
-from streaming.host import HostClosing, StreamHost, owner_alive
+from streaming.host import HostClosing, StreamHost
+from streaming.processes import owner_alive
 
 pytestmark = pytest.mark.unit
 

@@ -1,0 +1,1 @@
+"""The lake in Dagster: Delta tables observed, compacted, checked and registered for SQL."""

@@ -1,0 +1,1 @@
+"""Helpers every integration of the code location shares: the catalog resource, run tags."""

@@ -1,0 +1,1 @@
+"""Superset follows the marts: provisioned again, by itself, after the dbt models are built."""
