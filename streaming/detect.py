@@ -8,7 +8,10 @@ UDF) and its Kafka sink is at-least-once: every consumer of the alerts topic is 
 
 The rules are part of the query plan, so a rule change stops the query and starts it again
 with the new projection on the same checkpoint (``Detector.reload``): nothing is skipped, and
-the records of the interrupted real-time batch are evaluated again (same alert ids).
+the records of the interrupted real-time batch are evaluated again (same alert ids). A rule
+that joins applies to every record that reached Kafka after its save: the restarted query
+judges it on what it reads, and a batch read (``gap_records``) on the records between the save
+and the restart that the query will not read again.
 """
 
 from __future__ import annotations
@@ -85,6 +88,35 @@ def recent_events(spark: SparkSession, pipeline: Pipeline, *, bootstrap: str,
     return valid_events(parsed, pipeline.fields)
 
 
+def gap_records(spark: SparkSession, pipeline: Pipeline, rules: list[Rule], *,
+                bootstrap: str) -> DataFrame | None:
+    """The alert records of ``rules`` (guarded) on the records that reached Kafka from the
+    earliest of their save times to now (None when no rule has a save time).
+
+    A rule joins a running detect query by a restart, which resumes at the last real-time
+    batch the old query committed; the records between the rule's save and that point were
+    judged without it. This batch read judges them, so a rule applies to every record after
+    its save. Records it shares with the restarted query get the same alert ids (deduplicated
+    downstream)."""
+    saved = [r.changed_at for r in rules if r.changed_at is not None]
+    if not saved:
+        return None
+    since_ms = int(min(saved).astimezone(UTC).timestamp() * 1000)
+    parts = end_offsets(bootstrap, pipeline.topic)
+    records = (
+        spark.read.format("kafka")
+        .option("kafka.bootstrap.servers", bootstrap)
+        .option("subscribe", pipeline.topic)
+        .option("startingOffsetsByTimestamp",
+                json.dumps({pipeline.topic: {str(p): since_ms for p in parts}}))
+        .option("startingOffsetsByTimestampStrategy", "latest")
+        .option("endingOffsets", "latest")
+        .option("failOnDataLoss", "false")
+        .load()
+    )
+    return alert_records(records, pipeline, [guarded(r) for r in rules])
+
+
 def guarded(rule: Rule) -> Rule:
     """``rule`` restricted to records that reached Kafka after the rule was last saved."""
     if rule.changed_at is None:
@@ -128,6 +160,7 @@ class Detector:
         running = {(r.id, r.version): r for r in self.rules_in_plan}
         plan = [running.get((r.id, r.version)) or (guarded(r) if restart else r)
                 for r in active]
+        joining = [r for r in active if restart and (r.id, r.version) not in running]
         self.rules, self.rules_in_plan = list(active), plan
         if not plan:  # nothing to detect: no query until a rule arrives
             self.query = None
@@ -152,6 +185,24 @@ class Detector:
             .trigger(realTime=self.interval)
             .start()
         )
+        if joining:
+            self._judge_gap(joining)
+
+    def _judge_gap(self, joining: list[Rule]) -> None:
+        """Alerts of the rules that joined at a restart on the records since their save that
+        the restarted query will not read again (``gap_records``)."""
+        try:
+            records = gap_records(self.spark, self.pipeline, joining, bootstrap=self.bootstrap)
+            if records is None:
+                return
+            (records.write.format("kafka")
+             .option("kafka.bootstrap.servers", self.bootstrap)
+             .option("topic", self.topic_out)
+             .save())
+        except Exception as exc:  # the restarted query keeps running; the gap is logged
+            log.warning("pipeline=%s rules %s: records between their save and the restart "
+                        "not judged: %s", self.pipeline.id, [r.id for r in joining],
+                        str(exc).splitlines()[0] if str(exc) else exc)
 
     def start(self, active: list[Rule]) -> None:
         with self._lock:

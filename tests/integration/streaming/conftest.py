@@ -431,4 +431,5 @@ def kit() -> SimpleNamespace:
         expected_quarantine=expected_quarantine, reason_kind=reason_kind,
         check_sinks=check_sinks, REDIS_URL=REDIS_URL, TEST_JAVA_OPTIONS=TEST_JAVA_OPTIONS,
         committed_of=committed_of, wave=wave, archive_checkpoint=archive_checkpoint,
+        BOOTSTRAP=BOOTSTRAP,
     )
