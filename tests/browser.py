@@ -36,3 +36,36 @@ def artifact(name: str) -> Path:
     """Where a test saves a screenshot or page dump (kept after the run)."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     return ARTIFACTS / name
+
+
+def superset_login(driver, base_url: str, password: str, *, attempts: int = 3,
+                   wait_seconds: float = 40.0) -> None:
+    """Log in as ``admin`` through Superset's login form.
+
+    Superset's login page is drawn by its scripts: a submit that lands before they are ready is
+    lost, so the form is filled and sent again (up to ``attempts`` times). Each attempt that
+    stays on the login page leaves its screenshot and HTML in the artifacts."""
+    from selenium.common.exceptions import TimeoutException
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    for attempt in range(1, attempts + 1):
+        driver.get(f"{base_url}/login/")
+        user = WebDriverWait(driver, 60).until(ec.element_to_be_clickable(
+            (By.CSS_SELECTOR, "input#username, input[name='username']")))
+        user.clear()
+        user.send_keys("admin")
+        secret = driver.find_element(By.CSS_SELECTOR, "input#password, input[name='password']")
+        secret.clear()
+        secret.send_keys(password)
+        driver.find_element(By.CSS_SELECTOR, "button[type='submit'], input[type='submit']") \
+            .click()
+        try:
+            WebDriverWait(driver, wait_seconds).until(lambda d: "/login" not in d.current_url)
+            return
+        except TimeoutException:
+            driver.save_screenshot(str(artifact(f"superset-login-{attempt}.png")))
+            artifact(f"superset-login-{attempt}.html").write_text(driver.page_source)
+    raise AssertionError(f"still on Superset's login page after {attempts} attempts "
+                         f"(pages saved in {ARTIFACTS})")

@@ -33,7 +33,7 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
-from tests.browser import artifact, headless_chromium
+from tests.browser import artifact, headless_chromium, superset_login
 
 pytestmark = [pytest.mark.e2e, pytest.mark.first_run, pytest.mark.timeout(3000)]
 
@@ -164,19 +164,7 @@ def test_demo_alerts_are_dated_within_the_last_hour(stack: httpx.Client) -> None
 
 
 def login(driver: Any) -> None:
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions as ec
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    secret = (HOME / "superset-admin-password").read_text().strip()
-    driver.get(f"{SUPERSET}/login/")
-    wait = WebDriverWait(driver, 60)
-    wait.until(ec.presence_of_element_located(
-        (By.CSS_SELECTOR, "input#username, input[name='username']"))).send_keys("admin")
-    driver.find_element(By.CSS_SELECTOR, "input#password, input[name='password']") \
-        .send_keys(secret)
-    driver.find_element(By.CSS_SELECTOR, "button[type='submit'], input[type='submit']").click()
-    wait.until(lambda d: "/login" not in d.current_url)
+    superset_login(driver, SUPERSET, (HOME / "superset-admin-password").read_text().strip())
 
 
 def send_event(api: httpx.Client, amount: float) -> str:

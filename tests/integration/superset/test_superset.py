@@ -17,7 +17,7 @@ from sqlalchemy import text
 from catalog.db import get_engine
 from orchestration.lake.registration import Sql, connect, load_pipelines
 from orchestration.lake.views import desired_tables
-from tests.browser import artifact, headless_chromium
+from tests.browser import artifact, headless_chromium, superset_login
 from tests.integration.superset.conftest import HOME, Api, Provisioned
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]
@@ -225,24 +225,11 @@ return Array.from(document.querySelectorAll('[data-test="dashboard-component-cha
 
 
 def test_browser_renders_fraud_overview(provisioned: Provisioned) -> None:
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions as ec
-    from selenium.webdriver.support.ui import WebDriverWait
-
     url = provisioned.api.url
     secret = (HOME / "superset-admin-password").read_text().strip()
     board = provisioned.runs[0]["dashboards"]["Fraud Overview"]
     with headless_chromium(1600, 2200) as driver:
-        driver.get(f"{url}/login/")
-        wait = WebDriverWait(driver, 60)
-        user = wait.until(ec.presence_of_element_located(
-            (By.CSS_SELECTOR, "input#username, input[name='username']")))
-        user.send_keys("admin")
-        driver.find_element(By.CSS_SELECTOR, "input#password, input[name='password']") \
-            .send_keys(secret)
-        driver.find_element(By.CSS_SELECTOR, "button[type='submit'], input[type='submit']") \
-            .click()
-        wait.until(lambda d: "/login" not in d.current_url)
+        superset_login(driver, url, secret)
         driver.get(f"{url}/superset/dashboard/{board}/?standalone=0")
         deadline, state = time.monotonic() + 180, []
         while time.monotonic() < deadline:
