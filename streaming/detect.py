@@ -20,6 +20,7 @@ import hashlib
 import json
 import logging
 import threading
+import time
 from dataclasses import replace
 from datetime import UTC
 
@@ -162,6 +163,19 @@ class Detector:
                 for r in active]
         joining = [r for r in active if restart and (r.id, r.version) not in running]
         self.rules, self.rules_in_plan = list(active), plan
+        # The gap's records are judged beside the new query's start (the old one has stopped,
+        # so its last commit, where the new one resumes, is before the gap read's end).
+        gap = threading.Thread(target=self._judge_gap, args=(joining,), name="detect-gap",
+                               daemon=True) if joining else None
+        if gap is not None:
+            gap.start()
+        try:
+            self._start_query(plan)
+        finally:
+            if gap is not None:
+                gap.join()
+
+    def _start_query(self, plan: list[Rule]) -> None:
         if not plan:  # nothing to detect: no query until a rule arrives
             self.query = None
             return
@@ -185,12 +199,11 @@ class Detector:
             .trigger(realTime=self.interval)
             .start()
         )
-        if joining:
-            self._judge_gap(joining)
 
     def _judge_gap(self, joining: list[Rule]) -> None:
         """Alerts of the rules that joined at a restart on the records since their save that
         the restarted query will not read again (``gap_records``)."""
+        started = time.monotonic()
         try:
             records = gap_records(self.spark, self.pipeline, joining, bootstrap=self.bootstrap)
             if records is None:
@@ -203,6 +216,9 @@ class Detector:
             log.warning("pipeline=%s rules %s: records between their save and the restart "
                         "not judged: %s", self.pipeline.id, [r.id for r in joining],
                         str(exc).splitlines()[0] if str(exc) else exc)
+            return
+        log.info("pipeline=%s rules %s judged on the records since their save in %.2f s",
+                 self.pipeline.id, [r.id for r in joining], time.monotonic() - started)
 
     def start(self, active: list[Rule]) -> None:
         with self._lock:
@@ -220,12 +236,14 @@ class Detector:
         with self._lock:
             if self._stopped or (only_if_changed and active == self.rules):
                 return False
+            started = time.monotonic()
             if self.query is not None:
                 self.query.stop()
+            stopped = time.monotonic()
             self._start(active, restart=True)
             self.restarts += 1
-        log.info("pipeline=%s detect query restarted with %d rules", self.pipeline.id,
-                 len(active))
+        log.info("pipeline=%s detect query restarted with %d rules (stop %.2f s, start %.2f s)",
+                 self.pipeline.id, len(active), stopped - started, time.monotonic() - stopped)
         return True
 
     def stop(self) -> None:

@@ -131,7 +131,7 @@ class RuleWatcher:
                 progress.set_rules_version(self.run_id, self.cache.version)
             log.info("pipeline=%s rules_version %s -> %s in force after %.2f s",
                      self.pipeline.id, version, self.cache.version, time.monotonic() - started)
-        elif self._sample_stale():
+        if self._sample_stale():  # after the change is in force, never before it
             self.refresh_sample()
 
     def _loop(self) -> None:

@@ -71,3 +71,20 @@ def test_a_prepared_sample_serves_many_checks(sample):
                                  budget_seconds=3)) == {slow}
     assert rules_over_budget(prepared, [rule(5, "amount >= 0")], budget_seconds=30) == {}
     assert prepared.age >= 0
+
+
+def test_rules_within_budget_together_are_checked_in_one_evaluation(sample, monkeypatch):
+    import streaming.rule_budget as budget
+
+    calls: list[str] = []
+    real = budget._evaluate_within
+    monkeypatch.setattr(budget, "_evaluate_within", lambda events, r, *a: (
+        calls.append(r.expression), real(events, r, *a))[1])
+    fast = [rule(i, f"amount > {i} AND transaction_id LIKE 'a%'") for i in range(1, 6)]
+    assert rules_over_budget(sample, fast, budget_seconds=30, sample_rows=100) == {}
+    assert len(calls) == 1 and all(r.expression in calls[0] for r in fast)
+    calls.clear()
+    broken = rule(9, "no_such_field > 1")
+    assert set(rules_over_budget(sample, [*fast, broken], budget_seconds=30,
+                                 sample_rows=100)) == {broken}
+    assert len(calls) == 1 + 6  # together failed: then each alone
