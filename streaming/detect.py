@@ -148,6 +148,7 @@ class Detector:
         self.restarts = 0
         self._lock = threading.Lock()
         self._stopped = False
+        self._gaps: list[threading.Thread] = []
 
     @property
     def checkpoint(self) -> str:
@@ -163,17 +164,15 @@ class Detector:
                 for r in active]
         joining = [r for r in active if restart and (r.id, r.version) not in running]
         self.rules, self.rules_in_plan = list(active), plan
-        # The gap's records are judged beside the new query's start (the old one has stopped,
-        # so its last commit, where the new one resumes, is before the gap read's end).
-        gap = threading.Thread(target=self._judge_gap, args=(joining,), name="detect-gap",
-                               daemon=True) if joining else None
-        if gap is not None:
+        # The gap's records are judged beside the new query (the old one has stopped, so its
+        # last commit, where the new one resumes, is before the gap read's end); a stop waits
+        # for it.
+        if joining:
+            gap = threading.Thread(target=self._judge_gap, args=(joining,), name="detect-gap",
+                                   daemon=True)
             gap.start()
-        try:
-            self._start_query(plan)
-        finally:
-            if gap is not None:
-                gap.join()
+            self._gaps = [t for t in self._gaps if t.is_alive()] + [gap]
+        self._start_query(plan)
 
     def _start_query(self, plan: list[Rule]) -> None:
         if not plan:  # nothing to detect: no query until a rule arrives
@@ -246,11 +245,13 @@ class Detector:
                  self.pipeline.id, len(active), stopped - started, time.monotonic() - stopped)
         return True
 
-    def stop(self) -> None:
+    def stop(self, gap_timeout: float = 120.0) -> None:
         with self._lock:
             self._stopped = True
             if self.query is not None:
                 self.query.stop()
+            for gap in self._gaps:
+                gap.join(gap_timeout)
 
     def failure(self) -> str | None:
         """The query's error when it died by itself (None while it runs or after a stop)."""
