@@ -55,11 +55,20 @@ def alert_records(kafka_df: DataFrame, pipeline: Pipeline, active: list[Rule]) -
 
     ``key`` is the event id, ``value`` the alert as JSON (``alerts.alert_message``).
     """
-    fields = pipeline.fields
-    parsed = parse_kafka(kafka_df, fields, key_field=pipeline.event_id_field,
+    return alerts_of(valid_records(kafka_df, pipeline), pipeline, active)
+
+
+def valid_records(kafka_df: DataFrame, pipeline: Pipeline) -> DataFrame:
+    """The pipeline's valid events parsed from Kafka records (what the rules see)."""
+    parsed = parse_kafka(kafka_df, pipeline.fields, key_field=pipeline.event_id_field,
                          schema_version=pipeline.schema_version)
-    matches = evaluate(valid_events(parsed, fields), active)
-    value: Column = alert_message(matches, fields, pipeline.id)
+    return valid_events(parsed, pipeline.fields)
+
+
+def alerts_of(valid: DataFrame, pipeline: Pipeline, active: list[Rule]) -> DataFrame:
+    """``(key, value)`` alert records of ``active`` on ``valid`` events."""
+    matches = evaluate(valid, active)
+    value: Column = alert_message(matches, pipeline.fields, pipeline.id)
     return matches.select(F.col("_event_id").alias("key"), value.alias("value"))
 
 
@@ -84,9 +93,7 @@ def recent_events(spark: SparkSession, pipeline: Pipeline, *, bootstrap: str,
         .option("endingOffsets", "latest")
         .load()
     )
-    parsed = parse_kafka(records, pipeline.fields, key_field=pipeline.event_id_field,
-                         schema_version=pipeline.schema_version)
-    return valid_events(parsed, pipeline.fields)
+    return valid_records(records, pipeline)
 
 
 def gap_records(spark: SparkSession, pipeline: Pipeline, rules: list[Rule], *,
@@ -149,6 +156,7 @@ class Detector:
         self._lock = threading.Lock()
         self._stopped = False
         self._gaps: list[threading.Thread] = []
+        self._valid: DataFrame | None = None
 
     @property
     def checkpoint(self) -> str:
@@ -178,16 +186,18 @@ class Detector:
         if not plan:  # nothing to detect: no query until a rule arrives
             self.query = None
             return
-        source = (
-            self.spark.readStream.format("kafka")
-            .option("kafka.bootstrap.servers", self.bootstrap)
-            .option("subscribe", self.pipeline.topic)
-            .option("startingOffsets", "earliest")
-            .option("failOnDataLoss", "false")
-            .load()
-        )
+        if self._valid is None:  # the parsed source serves every restart (a new query each)
+            source = (
+                self.spark.readStream.format("kafka")
+                .option("kafka.bootstrap.servers", self.bootstrap)
+                .option("subscribe", self.pipeline.topic)
+                .option("startingOffsets", "earliest")
+                .option("failOnDataLoss", "false")
+                .load()
+            )
+            self._valid = valid_records(source, self.pipeline)
         self.query = (
-            alert_records(source, self.pipeline, plan).writeStream
+            alerts_of(self._valid, self.pipeline, plan).writeStream
             .queryName(f"{self.pipeline.slug}_detect")
             .format("kafka")
             .option("kafka.bootstrap.servers", self.bootstrap)
