@@ -4,8 +4,11 @@ The manifest is built at load time with ``dbt parse`` when it is missing or olde
 project's files (``dagster dev`` re-parses through ``prepare_if_dev``).
 """
 
+import fcntl
+import os
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 from dagster_dbt import (
@@ -54,13 +57,22 @@ def _manifest_is_stale() -> bool:
 def ensure_manifest() -> Path:
     """``target/manifest.json`` of the project, parsed again when stale.
 
+    Several processes load the definitions at once (the webserver's and the daemon's code
+    servers, run workers): one parses at a time (a file lock), into a target of its own, and
+    the manifest replaces the old one in one rename, so no reader meets a half-written file.
     (Not ``prepare_if_dev()``: it runs a bare ``dbt`` from PATH, which a venv that is not
     activated does not have.)"""
-    if _manifest_is_stale():
-        DbtCliResource(project_dir=lakehouse_project, dbt_executable=DBT_EXECUTABLE).cli(
-            ["parse", "--quiet"], target_path=lakehouse_project.target_path,
-        ).wait()
-    return lakehouse_project.manifest_path
+    manifest = lakehouse_project.manifest_path
+    manifest.parent.mkdir(parents=True, exist_ok=True)
+    with open(manifest.parent / ".manifest.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if _manifest_is_stale():
+            with tempfile.TemporaryDirectory(dir=manifest.parent, prefix=".parse-") as target:
+                DbtCliResource(project_dir=lakehouse_project, dbt_executable=DBT_EXECUTABLE).cli(
+                    ["parse", "--quiet"], target_path=Path(target),
+                ).wait()
+                os.replace(Path(target) / "manifest.json", manifest)
+    return manifest
 
 
 class SentinelDbtTranslator(DagsterDbtTranslator):
