@@ -49,6 +49,7 @@ from catalog.tables import api_keys
 from tests.browser import artifact, headless_chromium, superset_login
 from tests.integration.streaming.conftest import TEST_JAVA_OPTIONS, JobProcess
 from tests.integration.superset.conftest import HOME, ROOT, Provisioned, provision
+from tests.integration.superset.test_superset import FRAUD_CHARTS, MARTS, chart_rows
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1800)]
 
@@ -189,6 +190,7 @@ def fraud_overview(provisioned: Provisioned, shot: str) -> list[dict]:
             time.sleep(2)
         time.sleep(3)  # the ECharts animations
         driver.save_screenshot(str(artifact(shot)))
+        artifact(shot.replace(".png", ".html")).write_text(driver.page_source)
         return list(driver.execute_script(CHART_STATE_JS))
 
 
@@ -206,21 +208,27 @@ def test_fraud_overview_has_every_chart_before_the_first_build_and_fills_after_i
     from orchestration.superset.resources import SupersetResource
     from orchestration.superset.sensors import superset_after_marts
 
-    lake = provisioned.lake
-    # what `make up` provisions before dbt has built anything (a prefix with no gold schema)
-    before = provision({**provisioned.env,
-                        "SENTINEL_LAKEHOUSE_SCHEMA_PREFIX": f"{lake.prefix}first_run_"})
-    assert len(before["missing"]) == len(MART_KEYS)
+    api, lake, t0 = provisioned.api, provisioned.lake, time.monotonic()
+    # what `make up` provisions before dbt has built anything (a prefix with no gold schema):
+    # the same datasets, as placeholders, and every chart answering with no rows, not an error
+    unbuilt = f"{lake.prefix}first_run_"
+    before = provision({**provisioned.env, "SENTINEL_LAKEHOUSE_SCHEMA_PREFIX": unbuilt})
+    assert sorted(before["missing"]) == sorted(f"{unbuilt}gold.{m}".lower() for m in MARTS)
+    assert before["datasets"] == provisioned.runs[0]["datasets"]
+    for name in FRAUD_CHARTS:
+        assert chart_rows(api, name) == [], name
+    print(f"[{time.monotonic() - t0:5.0f}s] provisioned before the first build")
     state = fraud_overview(provisioned, "first-run-fraud-overview-before-build.png")
-    assert len(state) >= 6, state
+    assert {s["name"] for s in state} == FRAUD_CHARTS, state
     assert all(s["empty"] and not s["error"] for s in state), state
+    print(f"[{time.monotonic() - t0:5.0f}s] every chart shown, each with no results")
 
     # the first build has materialized the marts (the suite's dbt run over ``lake.prefix``):
     # Dagster's sensor asks for the provisioning job by itself, and its asset runs it
     for key in ("SENTINEL_LAKEHOUSE_SCHEMA_PREFIX", "SENTINEL_THRIFT_HOST",
                 "SENTINEL_THRIFT_PORT"):
         monkeypatch.setenv(key, provisioned.env[key])
-    superset = SupersetResource(url=provisioned.api.url)
+    superset = SupersetResource(url=api.url)
     with DagsterInstance.ephemeral() as instance:
         for key in MART_KEYS:
             instance.report_runless_asset_event(AssetMaterialization(key))
@@ -230,9 +238,14 @@ def test_fraud_overview_has_every_chart_before_the_first_build_and_fills_after_i
         result = materialize([superset_dashboards], instance=instance,
                              resources={"superset": superset}, tags=tick.tags)
         assert result.success
+        (done,) = result.asset_materializations_for_node("superset_dashboards")
+        assert done.metadata["placeholders"].value == []  # every mart's table swapped in
+    print(f"[{time.monotonic() - t0:5.0f}s] provisioned by Dagster after the build")
     state = fraud_overview(provisioned, "first-run-fraud-overview.png")
-    assert len(state) >= 6, state
+    assert {s["name"] for s in state} == FRAUD_CHARTS, state
     assert all(s["drawn"] > 0 and not s["empty"] and not s["error"] for s in state), state
+    assert artifact("first-run-fraud-overview.png").stat().st_size > 50_000
+    print(f"[{time.monotonic() - t0:5.0f}s] every chart drawn with data")
 
 
 def test_demo_alerts_are_dated_within_the_last_hour(first_run: FirstRun) -> None:
