@@ -70,7 +70,8 @@ class Settings(BaseSettings):
         default=30.0, gt=0, description="the detect query's real-time batch length: how often "
         "it checkpoints its Kafka offsets (records are processed as they arrive)")
     rule_poll_seconds: float = Field(
-        default=0.5, gt=0, description="how often a stream checks the catalog for rule changes")
+        default=1.0, gt=0, description="how often a stream checks the catalog for rule changes "
+        "it was not told of (the API announces each change; this poll is the fallback)")
     alerts_topic_prefix: str = Field(
         default="sentinel-alerts.", description="a pipeline's alerts topic is this + the name "
         "of its events topic")
