@@ -75,6 +75,9 @@ class Settings(BaseSettings):
     alerts_topic_prefix: str = Field(
         default="sentinel-alerts.", description="a pipeline's alerts topic is this + the name "
         "of its events topic")
+    archive_small_batch_rows: int = Field(
+        default=50_000, ge=0, description="an archive batch after one of fewer rows runs in one "
+        "task with its Delta writes one after another, leaving the cores to detect (0: never)")
     archive_task_slots: int = Field(
         default=2, ge=1, description="local task slots beside the detect queries' (one per "
         "Kafka partition) for the archive's micro-batches")

@@ -104,7 +104,8 @@ class PipelineQuery:
         ensure_topic(settings.kafka_bootstrap_servers, topic_out,
                      partitions=partitions(settings.kafka_bootstrap_servers, pipeline.topic),
                      replication=settings.kafka_replication_factor)
-        ctx = BatchContext(pipeline, self.paths, topic_out, run_id=self.run_id)
+        ctx = BatchContext(pipeline, self.paths, topic_out, run_id=self.run_id,
+                           small_batch_rows=settings.archive_small_batch_rows)
         ensure_tables(self.spark, ctx)
 
         redis_sink = RedisAlertSink.from_url(settings.redis_dsn,
