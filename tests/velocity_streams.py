@@ -82,9 +82,9 @@ def rule_map(cases: list[RuleCase]) -> Mapping[int, tuple[VelocityRule, Predicat
     return {case.id: (case.rule, case.predicate) for case in cases}
 
 
-def generate(seed: int, n: int = 160, *, partitions: int = 3, prefix: str = "v") -> list[
-        OracleEvent]:
-    """About ``n`` distinct events (plus duplicates) in arrival order."""
+def generate(seed: int, n: int = 160, *, partitions: int = 3, prefix: str = "v",
+             base: datetime = BASE) -> list[OracleEvent]:
+    """About ``n`` distinct events (plus duplicates) in arrival order, from ``base`` on."""
     rng = random.Random(seed)
     accounts = ["A", "B", "C", "D", "E", "F", "G", "H"]
     cards = ["c1", "c2", "c3", None]
@@ -139,7 +139,8 @@ def generate(seed: int, n: int = 160, *, partitions: int = 3, prefix: str = "v")
     for _, _, event in arrivals:
         p = event["_p"]
         fields = {k: v for k, v in event.items() if not k.startswith("_")}
-        fields["ts"] = BASE + timedelta(milliseconds=event["_ms"])
+        fields["ts"] = base.replace(microsecond=base.microsecond // 1000 * 1000) + timedelta(
+            milliseconds=event["_ms"])
         out.append(OracleEvent(event["txn_id"], p, offsets[p], fields))
         offsets[p] += 1
     return out
