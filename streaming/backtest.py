@@ -6,7 +6,8 @@ version (reported), with exactly the stream's semantics: the same non-ANSI sessi
 same event time (the schema's time field, else the Kafka timestamp). It stores events scanned,
 hits, hit rate, hits per day, a bounded sample of matching events and, for every active rule,
 its alerts on the scanned events and how many of the hits they share. It never writes alerts;
-a look-back (``streaming.lookback``) does.
+a look-back (``streaming.lookback``) does. A velocity rule's window terms are computed over the
+archive first (``streaming.velocity_batch``), with the velocity path's semantics.
 
 ``python -m streaming.backtest --id N [--rerun]`` runs one job, ``--pending`` drains the queue;
 the Dagster job ``rule_backtest`` runs the former for each queued job.
