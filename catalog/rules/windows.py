@@ -142,8 +142,14 @@ def _function(node: exp.Window, span: _Span) -> str:
         shown = func.sql(dialect="spark")
         if func._meta and "start" in func._meta:
             shown = span.ctx.text[func.meta["start"] : func.meta["end"] + 1]
-        elif isinstance(func, exp.Func):
-            shown = func.sql_name().lower()
+        elif isinstance(func, exp.Func) and span.function_at is not None:
+            # the name written before the call's '(' (sqlglot may rename the function)
+            tokens = span.ctx.tokens
+            calls = [i for i in range(len(tokens) - 1) if tokens[i].start <= span.function_at
+                     and tokens[i + 1].token_type == TokenType.L_PAREN]
+            if calls:
+                shown = tokens[calls[-1]].text
+                span.function_at = tokens[calls[-1]].start
         where = span.function_at if span.function_at is not None else span.over_at
         raise _Refused(f"'{clip(shown)}' cannot be used over a window: a velocity rule allows "
                        f"{_ALLOWED}", shown, where)
@@ -283,6 +289,7 @@ def _seconds(interval: exp.Interval, where: int | None, max_window_seconds: int)
     if seconds <= 0:
         raise _Refused("the window length must be positive", shown, where)
     if seconds > max_window_seconds:
+        size = f" ({seconds} s)" if seconds < 10**12 else ""
         raise _Refused(f"the window is longer than the allowed maximum of {max_window_seconds} "
-                       f"seconds ({seconds} s)", shown, where)
+                       f"seconds{size}", shown, where)
     return seconds

@@ -114,6 +114,14 @@ REFUSED = [
      "first_value"),
     (f"count_if(amount > 1) {W5} > 1", "cannot be used over a window", "count_if"),
     (f"lag(amount) {W5} > 1", "cannot be used over a window", "lag"),
+    (f"amount > 1 AND percentile(amount, 0.5) {W5} > 1", "'percentile' cannot be used",
+     "percentile"),
+    (f"count(*) IGNORE NULLS {W5} > 1", "cannot be used over a window", "count"),
+    (f"count(*) {over(frame='RANGE BETWEEN INTERVAL 99999999999999999999 DAYS PRECEDING AND CURRENT ROW')} > 1",  # noqa: E501
+     "longer than the allowed maximum", "INTERVAL"),
+    (f"count(*) {over(frame='GROUPS BETWEEN 1 PRECEDING AND CURRENT ROW')} > 1",
+     "GROUPS frames are not allowed", "GROUPS"),
+    (f"count(*) {over(partition='(account)')} > 1", "PARTITION BY must be a field", "account)"),
     (f"sum(count(*) {W5}) > 3", "cannot be inside the aggregate function 'sum'", "sum"),
     (f"sum(count(*) {W5}) {W5} > 3", "window terms cannot be nested", f"OVER (PARTITION BY account ORDER BY ts RANGE BETWEEN INTERVAL 5 MINUTES PRECEDING AND CURRENT ROW)) {W5}"),  # noqa: E501
     ("count(*) OVER w > 3", "must be written out in full", "OVER"),
