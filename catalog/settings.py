@@ -124,6 +124,13 @@ class Settings(BaseSettings):
     rule_budget_sample_refresh_seconds: float = Field(
         default=300.0, gt=0, description="a stream re-reads its budget sample of recent events "
         "after this long (after a minute while it holds fewer than rule_budget_sample_rows)")
+    velocity_max_window_seconds: int = Field(
+        default=86400, gt=0, description="the longest window a velocity rule may use "
+        "(RANGE BETWEEN INTERVAL n unit PRECEDING AND CURRENT ROW)")
+    velocity_allowed_lateness_seconds: int = Field(
+        default=300, ge=0, description="an event whose time is more than this behind the "
+        "latest event time already seen in its Kafka partition is too late for velocity rules "
+        "(quarantined with reason 'late')")
 
     @model_validator(mode="after")
     def _require_secrets_in_production(self) -> Settings:
