@@ -78,7 +78,7 @@ XDIST := $(if $(filter-out 0,$(PYTEST_WORKERS)),-n $(PYTEST_WORKERS) --dist load
 test: services lint ## every test (unit, integration, e2e) against the real services
 	@rm -f $(PYTEST_RC)
 	$(VENV)/pytest $(XDIST) \
-	  -m '(unit or integration or e2e or reliability) and not reliability_long and not first_run'; \
+	  -m '(unit or integration or e2e or reliability) and not first_run'; \
 	  rc=$$?; echo $$rc > $(PYTEST_RC); exit $$rc
 
 test-unit: venv ## unit tests only (no services)
@@ -88,4 +88,4 @@ test-first-run: services ## what only make up's whole stack shows: its summary, 
 	$(VENV)/pytest -m first_run tests/e2e/test_first_run.py
 
 test-reliability: services ## outage drills, long form (60 s outages, >= 10 SIGKILLs)
-	SENTINEL_DRILL_LONG=1 $(VENV)/pytest -m 'reliability or reliability_long' tests/reliability
+	SENTINEL_DRILL_LONG=1 $(VENV)/pytest -m reliability tests/reliability

@@ -36,6 +36,8 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=120)
     ap.add_argument("--warmup", type=float, default=60)
     ap.add_argument("--rules", type=int, default=2)
+    ap.add_argument("--trigger", type=float, default=None,
+                    help="the archive's trigger in seconds (default: the setting)")
     args = ap.parse_args()
     topic = f"bench-idle-{int(time.time())}"
     create_topic(topic, partitions=3)
@@ -43,7 +45,7 @@ def main() -> int:
     workdir = Path(tempfile.mkdtemp(prefix="sentinel-bench-idle-"))
     rng = random.Random(5)
     try:
-        with running_stream(pid, workdir, None, workdir / "seen.json") as (job, producer):
+        with running_stream(pid, workdir, args.trigger, workdir / "seen.json") as (job, producer):
             n = produce(producer, topic, args.rate, args.warmup, "warm", rng)
             wait_rows(pid, n, job, timeout=600)
             cpu0, t0 = tree_cpu_seconds(job.pid), time.monotonic()
@@ -53,7 +55,8 @@ def main() -> int:
         drop_pipelines([pid])
     cores = (cpu1 - cpu0) / (t1 - t0)
     print(f"idle: {args.rate:g} events/s, {args.rules} rules, {t1 - t0:.0f} s: "
-          f"{cpu1 - cpu0:.1f} CPU s = {cores:.3f} core (stream process tree; log {workdir})")
+          f"{cpu1 - cpu0:.1f} CPU s = {cores:.3f} core (stream process tree; archive trigger "
+          f"{'default' if args.trigger is None else f'{args.trigger:g} s'}; log {workdir})")
     return 0
 
 

@@ -70,10 +70,14 @@ class Settings(BaseSettings):
         default=30.0, gt=0, description="the detect query's real-time batch length: how often "
         "it checkpoints its Kafka offsets (records are processed as they arrive)")
     rule_poll_seconds: float = Field(
-        default=0.5, gt=0, description="how often a stream checks the catalog for rule changes")
+        default=1.0, gt=0, description="how often a stream checks the catalog for rule changes "
+        "it was not told of (the API announces each change; this poll is the fallback)")
     alerts_topic_prefix: str = Field(
         default="sentinel-alerts.", description="a pipeline's alerts topic is this + the name "
         "of its events topic")
+    archive_small_batch_rows: int = Field(
+        default=50_000, ge=0, description="an archive batch after one of fewer rows runs in one "
+        "task with its Delta writes one after another, leaving the cores to detect (0: never)")
     archive_task_slots: int = Field(
         default=2, ge=1, description="local task slots beside the detect queries' (one per "
         "Kafka partition) for the archive's micro-batches")
@@ -120,6 +124,13 @@ class Settings(BaseSettings):
     rule_budget_sample_refresh_seconds: float = Field(
         default=300.0, gt=0, description="a stream re-reads its budget sample of recent events "
         "after this long (after a minute while it holds fewer than rule_budget_sample_rows)")
+    velocity_max_window_seconds: int = Field(
+        default=86400, gt=0, description="the longest window a velocity rule may use "
+        "(RANGE BETWEEN INTERVAL n unit PRECEDING AND CURRENT ROW)")
+    velocity_allowed_lateness_seconds: int = Field(
+        default=300, ge=0, description="an event whose time is more than this behind the "
+        "latest event time already seen in its Kafka partition is too late for velocity rules "
+        "(quarantined with reason 'late')")
 
     @model_validator(mode="after")
     def _require_secrets_in_production(self) -> Settings:

@@ -6,7 +6,8 @@ version (reported), with exactly the stream's semantics: the same non-ANSI sessi
 same event time (the schema's time field, else the Kafka timestamp). It stores events scanned,
 hits, hit rate, hits per day, a bounded sample of matching events and, for every active rule,
 its alerts on the scanned events and how many of the hits they share. It never writes alerts;
-a look-back (``streaming.lookback``) does.
+a look-back (``streaming.lookback``) does. A velocity rule's window terms are computed over the
+archive first (``streaming.velocity_batch``), with the velocity path's semantics.
 
 ``python -m streaming.backtest --id N [--rerun]`` runs one job, ``--pending`` drains the queue;
 the Dagster job ``rule_backtest`` runs the former for each queued job.
@@ -25,14 +26,16 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from catalog.rules.problems import RuleValidationError
 from catalog.settings import get_settings
 from streaming import backtest_jobs as jobs
 from streaming.backtest_jobs import BacktestError
 from streaming.lookback import lookback
-from streaming.pinned import event_time, in_range, read_pinned
+from streaming.pinned import event_time, read_pinned
 from streaming.pipeline import Paths, Pipeline, load_pipeline
 from streaming.rules import Rule, analyse, evaluate, load_active_rules
 from streaming.session import build_session
+from streaming.velocity_batch import rule_events
 
 log = logging.getLogger("streaming.backtest")
 TIME_COL = "_bt_event_time"
@@ -104,11 +107,16 @@ def backtest(spark: SparkSession, pipeline: Pipeline, paths: Paths, job: jobs.Jo
         results = summarize(0, {}, 0, [], [])
         return None, dict(results, note=f"no archived events yet (no Delta table at "
                                         f"{paths.events})")
-    rule = Rule(0, job.expression, "info", None, "backtest", 0)
-    error = analyse(bronze, rule)
+    try:
+        selected, expression = rule_events(spark, bronze, paths.quarantine, fields,
+                                           job.expression, job.since, job.until)
+    except RuleValidationError as exc:
+        raise BacktestError(f"the expression is not a valid rule any more: {exc}") from None
+    rule = Rule(0, expression, "info", None, "backtest", 0)
+    error = analyse(selected, rule)
     if error:
         raise BacktestError(f"the expression does not analyse on the archived events: {error}")
-    events = in_range(bronze, fields, job.since, job.until).persist(StorageLevel.MEMORY_AND_DISK)
+    events = selected.persist(StorageLevel.MEMORY_AND_DISK)
     matches = None
     try:
         scanned = events.count()

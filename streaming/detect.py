@@ -31,7 +31,7 @@ from streaming.alerts import alert_message
 from streaming.parse import empty_kafka_frame, parse_kafka, valid_events
 from streaming.pipeline import Paths, Pipeline
 from streaming.rules import Rule, evaluate
-from streaming.topics import end_offsets
+from streaming.topics import end_offsets, offsets_since
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +99,8 @@ def recent_events(spark: SparkSession, pipeline: Pipeline, *, bootstrap: str,
 def gap_records(spark: SparkSession, pipeline: Pipeline, rules: list[Rule], *,
                 bootstrap: str) -> DataFrame | None:
     """The alert records of ``rules`` (guarded) on the records that reached Kafka from the
-    earliest of their save times to now (None when no rule has a save time).
+    earliest of their save times to now (None when no rule has a save time or no record
+    arrived since).
 
     A rule joins a running detect query by a restart, which resumes at the last real-time
     batch the old query committed; the records between the rule's save and that point were
@@ -110,15 +111,16 @@ def gap_records(spark: SparkSession, pipeline: Pipeline, rules: list[Rule], *,
     if not saved:
         return None
     since_ms = int(min(saved).astimezone(UTC).timestamp() * 1000)
-    parts = end_offsets(bootstrap, pipeline.topic)
+    spans = offsets_since(bootstrap, pipeline.topic, since_ms)
+    if all(first == end for first, end in spans.values()):  # nothing reached Kafka since
+        return None
+    topic = pipeline.topic
     records = (
         spark.read.format("kafka")
         .option("kafka.bootstrap.servers", bootstrap)
-        .option("subscribe", pipeline.topic)
-        .option("startingOffsetsByTimestamp",
-                json.dumps({pipeline.topic: {str(p): since_ms for p in parts}}))
-        .option("startingOffsetsByTimestampStrategy", "latest")
-        .option("endingOffsets", "latest")
+        .option("subscribe", topic)
+        .option("startingOffsets", json.dumps({topic: {str(p): a for p, (a, _) in spans.items()}}))
+        .option("endingOffsets", json.dumps({topic: {str(p): b for p, (_, b) in spans.items()}}))
         .option("failOnDataLoss", "false")
         .load()
     )

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
+from kafka.structs import OffsetAndMetadata
 
 from streaming.alerts import message_row
 from streaming.sinks import postgres
@@ -77,7 +78,7 @@ class Fanout:
     REPORT_SECONDS = 30.0
 
     def __init__(self, pipeline_id: int, topic: str, *, bootstrap: str, redis: RedisAlertSink,
-                 poll_ms: int = 100, max_records: int = 5000, retry_pause: float = 2.0,
+                 poll_ms: int = 500, max_records: int = 5000, retry_pause: float = 2.0,
                  sink: Callable[[list[dict[str, Any]]], None] | None = None) -> None:
         self.pipeline_id = pipeline_id
         self.topic = topic
@@ -92,6 +93,8 @@ class Fanout:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._consumer: KafkaConsumer | None = None
+        # The next offset per partition after the records both sinks hold: all a commit may say.
+        self._written: dict[TopicPartition, OffsetAndMetadata] = {}
 
     def _write(self, rows: list[dict[str, Any]]) -> None:
         self.stats.new_pg += postgres.write_alerts(rows)
@@ -136,9 +139,14 @@ class Fanout:
             started = time.perf_counter()
             self._deliver(batch_rows(records))
             written = time.perf_counter()
+            for r in records:
+                tp = TopicPartition(r.topic, r.partition)
+                done = self._written.get(tp)
+                if done is None or r.offset + 1 > done.offset:
+                    self._written[tp] = OffsetAndMetadata(r.offset + 1, "", -1)
             # Not waited for: the sinks already hold the batch, so a commit lost in a crash
             # only replays it into sinks that ignore it. A stop commits synchronously.
-            consumer.commit_async()
+            consumer.commit_async(offsets=dict(self._written))
             self.stats.sink_seconds += written - started
             self.stats.commit_seconds += time.perf_counter() - written
             self.stats.batches += 1
@@ -166,9 +174,11 @@ class Fanout:
                 self.error = exc
         finally:
             if self._consumer is not None:
-                if self.error is None:
+                if self.error is None and self._written:
                     try:
-                        self._consumer.commit()  # what the sinks hold, for the next start
+                        # What the sinks hold, for the next start: never the position, which
+                        # is past a batch whose delivery a stop interrupted.
+                        self._consumer.commit(offsets=dict(self._written))
                     except Exception as exc:  # the next start replays it: no loss
                         log.warning("pipeline=%s fan-out: final commit failed: %s",
                                     self.pipeline_id, exc)

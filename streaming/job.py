@@ -3,8 +3,8 @@
 Each pipeline runs three parts in this process (one Spark application for all its pipelines):
 
 - **detect**: a real-time-mode query (``streaming.detect``) that turns each event into its
-  alerts on the pipeline's alerts topic within milliseconds; a rule change (the catalog's
-  ``rules_version``, polled every ``SENTINEL_RULE_POLL_SECONDS``) restarts it in this JVM on the
+  alerts on the pipeline's alerts topic within milliseconds; a rule change (announced by the
+  API, and the catalog's ``rules_version`` polled as a fallback) restarts it in this JVM on the
   same checkpoint (``streaming.rule_watcher``);
 - **fan-out**: a consumer of the alerts topic writing Postgres and Redis (``streaming.fanout``);
 - **archive**: a micro-batch query (``foreachBatch(archive.process_batch)``, trigger
@@ -104,7 +104,8 @@ class PipelineQuery:
         ensure_topic(settings.kafka_bootstrap_servers, topic_out,
                      partitions=partitions(settings.kafka_bootstrap_servers, pipeline.topic),
                      replication=settings.kafka_replication_factor)
-        ctx = BatchContext(pipeline, self.paths, topic_out, run_id=self.run_id)
+        ctx = BatchContext(pipeline, self.paths, topic_out, run_id=self.run_id,
+                           small_batch_rows=settings.archive_small_batch_rows)
         ensure_tables(self.spark, ctx)
 
         redis_sink = RedisAlertSink.from_url(settings.redis_dsn,

@@ -14,23 +14,26 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
+from catalog.rules.problems import RuleValidationError
 from catalog.settings import get_settings
 from catalog.writer_lease import writer_lease
 from streaming import backtest_jobs as jobs
 from streaming.alerts import ISO_MICROS as ISO
 from streaming.alerts import to_alerts
 from streaming.backtest_jobs import BacktestError
-from streaming.pinned import in_range, read_pinned, utc_literal
+from streaming.pinned import read_pinned, utc_literal
 from streaming.pipeline import Paths, Pipeline
 from streaming.rules import Rule, analyse, evaluate
 from streaming.sinks import postgres
 from streaming.sinks.redis_sink import RedisAlertSink
+from streaming.velocity_batch import rule_events
 
 log = logging.getLogger(__name__)
 CHUNK = 20_000
@@ -84,11 +87,16 @@ def lookback(spark: SparkSession, pipeline: Pipeline, paths: Paths, job: jobs.Jo
         return None, dict(base, events_scanned=0, hits=0, alerts=0,
                           written={"postgres": 0, "redis": 0, "delta": 0},
                           note=f"no archived events yet (no Delta table at {paths.events})")
-    error = analyse(bronze, rule)
+    archived = bronze.where(F.col("_ingested_at") < utc_literal(job.until))
+    try:
+        events, expression = rule_events(spark, archived, paths.quarantine, pipeline.fields,
+                                         rule.expression, job.since, job.until)
+    except RuleValidationError as exc:
+        raise BacktestError(f"rule {rule.id} is not a valid rule any more: {exc}") from None
+    rule = replace(rule, expression=expression)  # a velocity rule's condition over its terms
+    error = analyse(events, rule)
     if error:
         raise BacktestError(f"rule {rule.id} does not analyse on the archived events: {error}")
-    events = in_range(bronze, pipeline.fields, job.since, job.until).where(
-        F.col("_ingested_at") < utc_literal(job.until))
     now = datetime.now(UTC).replace(tzinfo=None)  # as the stream: one alert time per run
     alerts = to_alerts(evaluate(events, [rule]), pipeline.fields, pipeline.id, F.lit(now))
     # One alert per id, as the stream's first sighting (earliest event, then Kafka position).

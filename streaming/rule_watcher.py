@@ -1,10 +1,11 @@
 """The stream's rule watcher: the detect query runs the catalog's runnable rules.
 
-It polls the pipeline's ``rules_version`` (every ``SENTINEL_RULE_POLL_SECONDS``); on a change it
-analyses the rules the change brought, times each new or edited one on a warm sample of the
-pipeline's latest events (``streaming.rule_budget``: over budget or failing → ``state=error``,
-kept out) and restarts detect with the result (``Detector.reload``), then records the version
-in force on the stream's run.
+It wakes when the API announces a rule change of the pipeline (``catalog.rule_changes``) and
+polls the pipeline's ``rules_version`` every ``SENTINEL_RULE_POLL_SECONDS`` as a fallback. On
+a change it analyses the rules the change brought, times each new or edited one on a warm
+sample of the pipeline's latest events (``streaming.rule_budget``: over budget or failing →
+``state=error``, kept out) and restarts detect with the result (``Detector.reload``), then
+records the version in force on the stream's run.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import logging
 import threading
 import time
 
+from catalog.rule_changes import RuleChangeListener
 from catalog.settings import get_settings
 from streaming import progress
 from streaming.detect import Detector, recent_events
@@ -98,11 +100,18 @@ class RuleWatcher:
             self.refresh_sample()
 
     def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                self._tick()
-            except Exception as exc:  # a catalog or Kafka hiccup must not stop detection
-                log.warning("rule watcher: %s", exc)
+        listener = RuleChangeListener(self.pipeline.id)
+        try:
+            while not self._stop.is_set():
+                listener.wait(self.interval)  # a change announced, or the poll is due
+                if self._stop.is_set():
+                    break
+                try:
+                    self._tick()
+                except Exception as exc:  # a catalog or Kafka hiccup must not stop detection
+                    log.warning("rule watcher: %s", exc)
+        finally:
+            listener.close()
 
     def start(self) -> None:
         threading.Thread(target=self._loop, name="rule-watcher", daemon=True).start()

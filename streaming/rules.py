@@ -19,6 +19,7 @@ from pyspark.sql.types import BooleanType, StructType
 from sqlalchemy import and_, or_, select, update
 
 from catalog.db import get_engine
+from catalog.rules.velocity import split_velocity
 from catalog.tables import pipelines, rules
 
 log = logging.getLogger(__name__)
@@ -117,7 +118,9 @@ def record_states(ok: list[Rule], errors: dict[Rule, str]) -> None:
 
 @dataclass
 class RuleCache:
-    """The pipeline's runnable rules, reloaded only when the catalog's rule version moves."""
+    """The pipeline's runnable stateless rules, reloaded only when the catalog's rule version
+    moves. Velocity rules (window terms) are left to the velocity path: never analysed, timed
+    or evaluated here, and their state in the catalog is not touched."""
 
     pipeline_id: int
     version: int | None = None
@@ -132,7 +135,8 @@ class RuleCache:
         """The rules to evaluate on this batch (reloading/re-analysing only on change)."""
         current = rules_version(self.pipeline_id)
         if current != self.version:
-            self.version, self.rules = load_active_rules(self.pipeline_id)
+            self.version, loaded = load_active_rules(self.pipeline_id)
+            self.rules = split_velocity(loaded, lambda r: r.expression)[0]
             self._analyse(events)
             log.info("pipeline %s: loaded %d active rules (rules_version=%s)",
                      self.pipeline_id, len(self.rules), self.version)

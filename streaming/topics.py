@@ -46,3 +46,17 @@ def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
         return {tp.partition: end for tp, end in consumer.end_offsets(parts).items()}
     finally:
         consumer.close()
+
+
+def offsets_since(bootstrap: str, topic: str, since_ms: int) -> dict[int, tuple[int, int]]:
+    """Per partition of ``topic``: (first offset whose record time is >= ``since_ms``, end
+    offset); both the end offset when the partition holds no such record."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, client_id="sentinel-topics")
+    try:
+        parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        firsts = consumer.offsets_for_times(dict.fromkeys(parts, since_ms))
+        ends = consumer.end_offsets(parts)
+        return {tp.partition: (ends[tp] if found is None else min(found.offset, ends[tp]),
+                               ends[tp]) for tp, found in firsts.items()}
+    finally:
+        consumer.close()

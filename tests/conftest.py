@@ -7,8 +7,8 @@ ids, and so Redis keys and ``pipeline_<id>`` folders, repeat across databases), 
 file runs whole on one worker, so module and session fixtures are built once. The lakehouse and
 Superset suites share the SQL endpoint and the lake fixtures: they form one group, scheduled
 first with the end-to-end suite so that the two longest groups start at once; the outage drills
-form one group too (one drill at a time: they stop services and time recoveries). Without
-xdist nothing is regrouped or reordered.
+follow (each its own group: they stop only private services, so two can run at once), then
+every other file. Without xdist nothing is regrouped or reordered.
 """
 
 from __future__ import annotations
@@ -71,17 +71,20 @@ if WORKER:  # pipeline ids repeat across the workers' databases: Redis keys and 
         _set("SENTINEL_WAREHOUSE", f"{_home}/test-warehouse-{WORKER}")
 os.environ[_MARK] = ",".join(sorted(_defaulted))
 
-# (group, order): lower orders are scheduled first; the first-run checks
-# (tests/integration/superset/test_first_run.py) use the Superset suite's fixtures: lake group
-_GROUPS = {"tests/integration/lakehouse/": ("lake", 0), "tests/integration/superset/": ("lake", 0),
-           "tests/e2e/": ("e2e", 1), "tests/reliability/": ("reliability", 2)}
+# (group, order): lower orders are scheduled first; group None: each file is a group of its own
+# the first-run checks (tests/integration/superset/test_first_run.py) use the Superset suite's
+# fixtures: lake group
+_GROUPS: dict[str, tuple[str | None, int]] = {
+    "tests/integration/lakehouse/": ("lake", 0), "tests/integration/superset/": ("lake", 0),
+    "tests/e2e/": ("e2e", 1), "tests/reliability/": (None, 2)}
 
 
 def _group(nodeid: str) -> tuple[str, int]:
-    for prefix, group in _GROUPS.items():
+    file = nodeid.split("::", 1)[0]
+    for prefix, (group, order) in _GROUPS.items():
         if nodeid.startswith(prefix):
-            return group
-    return nodeid.split("::", 1)[0], 3  # a file is a group of its own
+            return group or file, order
+    return file, 3
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the xdist_group marks

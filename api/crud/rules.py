@@ -1,5 +1,6 @@
 """Rule operations. Every change bumps the rule's version (kept in `rule_versions`) and the
-pipeline's `rules_version`, which the streaming job polls to hot-reload its rules."""
+pipeline's `rules_version`, announced at commit (`catalog.rule_changes`) to the streaming job,
+which hot-reloads its rules (and polls the version as a fallback)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 from sqlalchemy import Connection, delete, func, insert, select, update
 
 from api.crud import audit
+from catalog.rule_changes import notify_rules_changed
 from catalog.tables import pipelines, rule_versions, rules
 
 VERSIONED = ("rule_expression", "severity", "score", "description", "is_active")
@@ -40,6 +42,7 @@ def _bump_pipeline(conn: Connection, pipeline_id: int) -> None:
         .where(pipelines.c.id == pipeline_id)
         .values(rules_version=pipelines.c.rules_version + 1)
     )
+    notify_rules_changed(conn, pipeline_id)
 
 
 def _snapshot(conn: Connection, row: dict[str, Any], actor: str) -> None:

@@ -45,6 +45,7 @@ def validated(expression: str, fields: list[FieldSpec], settings: Settings) -> V
             fields,
             max_length=settings.rule_max_length,
             max_depth=settings.rule_max_depth,
+            max_window_seconds=settings.velocity_max_window_seconds,
         )
     except RuleValidationError as exc:
         extra = {k: v for k, v in exc.to_dict().items() if k != "message"}
@@ -114,6 +115,7 @@ def validate(
             fields,
             max_length=settings.rule_max_length,
             max_depth=settings.rule_max_depth,
+            max_window_seconds=settings.velocity_max_window_seconds,
         )
     except RuleValidationError as exc:
         return RuleValidateResult(valid=False, error=exc.to_dict())

@@ -188,7 +188,13 @@ def _check_function(node: exp.Func, ctx: RuleContext) -> Problem | None:
         ctx.functions.add(name)
         return None
     if isinstance(node, exp.AggFunc):
-        return f"aggregate function '{name}' is not allowed: {_ONE_EVENT}", name, position
+        if node.find(exp.Window) is not None:
+            return (f"a window term cannot be inside the aggregate function '{name}': compare "
+                    "the window term itself (e.g. count(*) OVER (...) >= 3)", name, position)
+        return (f"aggregate function '{name}' is not allowed: {_ONE_EVENT}; an aggregate of "
+                "recent events is written as a window term, e.g. count(*) OVER (PARTITION BY "
+                "account ORDER BY ts RANGE BETWEEN INTERVAL 5 MINUTES PRECEDING AND CURRENT ROW)",
+                name, position)
     if isinstance(node, exp.UDTF):
         return (
             f"generator function '{name}' is not allowed: a rule gives one true/false per event",

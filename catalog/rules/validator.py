@@ -12,7 +12,10 @@ Spark reads them (``'O''Brien'`` is one literal); exactly one expression (no sta
 schema fields or documented metadata columns; only allow-listed Spark functions, called by their
 Spark names (``catalog.rules.functions``), with bounded sizes, safe regular expressions and no
 clock, random or session functions; cast type parameters are small literals; no subqueries,
-tables, windows, aggregates, generators, lambdas or parameters; the result must be true/false.
+tables, aggregates, generators, lambdas or parameters; the result must be true/false. The one
+exception to "one event at a time" is a velocity rule's window term (``catalog.rules.windows``):
+an aggregate ``OVER (PARTITION BY key ORDER BY time RANGE BETWEEN INTERVAL n unit PRECEDING AND
+CURRENT ROW)`` of the same entity's recent events.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from catalog.rules.tokens import (
     read_strings,
     tokenize,
 )
+from catalog.rules.windows import check_window
 
 __all__ = ["RuleValidationError", "ValidatedRule", "render", "validate_rule"]
 
@@ -67,12 +71,14 @@ def validate_rule(
     *,
     max_length: int = 4000,
     max_depth: int = 40,
+    max_window_seconds: int = 86400,
 ) -> ValidatedRule:
     """Check that `expression` is a safe, single boolean Spark SQL expression over `fields`.
 
     `fields` is the pipeline schema (``{name: type}`` or `FieldSpec`s); names are matched
     ignoring case, like Spark. Metadata columns (`METADATA_COLUMNS`) may also be used.
     `max_depth` bounds the syntax-tree depth; parentheses and calls nest at most half of it.
+    `max_window_seconds` bounds the length of a window term's time range.
     Raises `RuleValidationError`; returns the `ValidatedRule` otherwise.
     """
     if not isinstance(expression, str):
@@ -122,12 +128,15 @@ def validate_rule(
                 None,
                 _pos(node_position(node), lead),
             )
-        problem = check_node(node, ctx)
+        if isinstance(node, exp.Window):
+            problem = check_window(node, ctx, max_window_seconds)
+        else:
+            problem = check_node(node, ctx)
         if problem is not None:
             message, token, position = problem
             raise fail(message, token, _pos(position, lead))
-        if isinstance(node, exp.Column | exp.DataType):
-            continue
+        if isinstance(node, exp.Column | exp.DataType | exp.Window):
+            continue  # a window term's parts were checked with it
         children = [child for child in node.iter_expressions() if child is not None]
         for child in reversed(children):
             flat = isinstance(node, exp.Binary) and type(child) is type(node)

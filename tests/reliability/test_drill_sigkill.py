@@ -1,7 +1,7 @@
-"""Drill (long form only): SIGKILL the streaming process at random points, >= 10 times.
+"""Drill: SIGKILL the streaming process (detect, fan-out and archive at once) at random points.
 
-``make test`` already kills the job 3 times (tests/integration/streaming/test_stream_crash.py);
-this long form kills it ``SENTINEL_DRILL_KILLS`` times (default 10) while more events keep
+The short form (``make test``) kills it 3 times; the long form (``make test-reliability``)
+``SENTINEL_DRILL_KILLS`` times (default 10), while more events keep
 arriving between kills, at random moments: during start-up, inside a batch (before, during or
 after its sink writes) and between batches. After the last restart catches up, every sink
 holds each record exactly once. A start killed inside a batch has recorded its ``stream_runs``
@@ -18,10 +18,11 @@ import time
 import pytest
 
 from streaming.producer import generate_events
+from tests.reliability.drills import LONG
 
-pytestmark = [pytest.mark.reliability_long, pytest.mark.timeout(5400)]
+pytestmark = [pytest.mark.reliability, pytest.mark.timeout(5400)]
 
-KILLS = int(os.environ.get("SENTINEL_DRILL_KILLS", "10"))  # >= 10 in make test-reliability
+KILLS = int(os.environ.get("SENTINEL_DRILL_KILLS", "10" if LONG else "3"))
 
 
 def test_sigkill_at_random_points(make_pipeline, job_factory, spark_reader, kit, tmp_path,

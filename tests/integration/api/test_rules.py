@@ -175,3 +175,74 @@ def test_validate_is_a_dry_run(client, api_keys, pipeline):
     )
     assert missing.status_code == 404
     assert rule_count() == before
+
+
+VELOCITY_SCHEMA = [
+    {"name": "txn_id", "type": "string", "nullable": False},
+    {"name": "account", "type": "string", "nullable": False},
+    {"name": "amount", "type": "double", "nullable": False},
+    {"name": "ts", "type": "timestamp", "nullable": False},
+]
+WINDOW = ("OVER (PARTITION BY account ORDER BY ts RANGE BETWEEN INTERVAL {} PRECEDING AND "
+          "CURRENT ROW)")
+
+
+@pytest.fixture
+def velocity_pipeline(client: TestClient, api_keys: dict[str, str], unique: str) -> int:
+    resp = client.post(
+        "/api/pipelines",
+        json={"name": f"velocity {unique}", "kafka_topic": f"velocity_{unique}",
+              "schema": VELOCITY_SCHEMA},
+        headers=auth(api_keys["admin"]),
+    )
+    assert resp.status_code == 201, resp.text
+    return int(resp.json()["id"])
+
+
+def test_velocity_rules_are_stored_like_any_rule(client, api_keys, velocity_pipeline):
+    analyst = auth(api_keys["analyst"])
+    expression = f"count(*) {WINDOW.format('5 MINUTES')} >= 3 AND amount > 100"
+    created = client.post(f"/api/pipelines/{velocity_pipeline}/rules",
+                          json={"rule_expression": expression, "severity": "warning"},
+                          headers=analyst)
+    assert created.status_code == 201, created.text
+    stored = client.get(f"/api/rules/{created.json()['id']}", headers=analyst).json()
+    assert stored["rule_expression"] == (
+        "COUNT(*) OVER (PARTITION BY account ORDER BY ts RANGE BETWEEN INTERVAL '5' MINUTES "
+        "PRECEDING AND CURRENT ROW) >= 3 AND amount > 100")
+
+    edited = client.put(f"/api/rules/{created.json()['id']}", headers=analyst, json={
+        "rule_expression": f"sum(amount) {WINDOW.format('10 MINUTES')} > 2000"})
+    assert edited.status_code == 200, edited.text
+    assert edited.json()["version"] == 2 and "SUM(amount) OVER" in edited.json()[
+        "rule_expression"]
+
+    checked = client.post("/api/rules/validate", headers=auth(api_keys["viewer"]), json={
+        "pipeline_id": velocity_pipeline, "rule_expression": expression}).json()
+    assert checked["valid"] is True and checked["columns"] == ["account", "amount", "ts"]
+
+
+@pytest.mark.parametrize(
+    ("expression", "says", "at"),
+    [
+        ("count(*) OVER (PARTITION BY account ORDER BY ts ROWS BETWEEN 5 PRECEDING AND CURRENT "
+         "ROW) >= 3", "ROWS frames are not allowed", "ROWS"),
+        (f"count(*) {WINDOW.format('2 DAYS')} >= 3", "longer than the allowed maximum", "INTERVAL"),
+        (f"count(*) {WINDOW.format('5 MINUTES').replace('ts', 'amount')} >= 3",
+         "a window is ordered by a timestamp field", "amount"),
+        (f"median(amount) {WINDOW.format('5 MINUTES')} > 3", "cannot be used over a window",
+         "median"),
+    ],
+)
+def test_bad_windows_are_422_with_what_and_where(client, api_keys, velocity_pipeline,
+                                                 expression, says, at):
+    before = rule_count()
+    resp = client.post(f"/api/pipelines/{velocity_pipeline}/rules",
+                       json={"rule_expression": expression}, headers=auth(api_keys["analyst"]))
+    assert resp.status_code == 422, resp.text
+    detail = resp.json()["detail"][0]
+    assert detail["loc"] == ["body", "rule_expression"]
+    assert says in detail["msg"]
+    assert detail["position"] == expression.index(at)
+    assert f"at position {expression.index(at)}" in detail["msg"]
+    assert rule_count() == before

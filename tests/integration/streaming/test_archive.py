@@ -65,15 +65,21 @@ def _check_lake(spark, tp, warehouse: str, kit) -> None:
     assert {r["alert_timestamp"] for r in rows} == {NOW}
 
 
-def test_a_replayed_batch_and_repeated_alerts_change_nothing(lake, spark_reader, kit):
+@pytest.mark.parametrize("small_batch_rows", [0, 10**9], ids=["wide", "small-after-first"])
+def test_a_replayed_batch_and_repeated_alerts_change_nothing(lake, spark_reader, kit,
+                                                             small_batch_rows):
+    """Both ways a batch runs: wide (every slot, writes side by side) and small (one task,
+    writes one after another; a batch after a small one)."""
     tp, ctx, frame, messages, warehouse = lake
+    ctx.small_batch_rows = small_batch_rows
     assert messages and len(messages) == len(kit.expected_alerts(tp))
     half = len(messages) // 2
     batch0 = frame.unionByName(_alerts_frame(spark_reader, messages[:half], 0))
     first = process_batch(batch0, 0, ctx=ctx)
-    assert (first["rows"], first["alerts"]) == (len(tp.sent), half)
-    process_batch(batch0, 0, ctx=ctx)  # the same batch again (a crash before its commit)
+    assert (first["rows"], first["alerts"], first["small"]) == (len(tp.sent), half, False)
+    again = process_batch(batch0, 0, ctx=ctx)  # the same batch again (a crash before its commit)
+    assert again["small"] is bool(small_batch_rows)
     # The detect path's Kafka sink is at-least-once: the next batch repeats the first half.
     batch1 = _alerts_frame(spark_reader, messages, half)
-    process_batch(batch1, 1, ctx=ctx)
+    assert process_batch(batch1, 1, ctx=ctx)["small"] is bool(small_batch_rows)
     _check_lake(spark_reader, tp, warehouse, kit)

@@ -104,3 +104,44 @@ def test_each_alert_lands_once_through_repeats_an_outage_and_a_restart(make_pipe
     assert client.xlen(f"fraud:alerts:{tp.id}") == 60
     assert int(client.hget(f"fraud:counts:{tp.id}", spec.severity)) == 60
     assert client.hget(f"fraud:txn:{tp.topic}-e59", "rule_ids") == str(spec.id)
+
+
+def test_a_stop_during_a_sink_outage_commits_nothing_it_did_not_write(make_pipeline, kit):
+    """Stopped while its sinks are down, the fan-out leaves the undelivered batch uncommitted
+    (its consumer position is past it): the next fan-out writes it."""
+    from tests.integration.streaming.conftest import create_topic, delete_topic
+
+    tp = make_pipeline(kit.base_rules()[:1])
+    spec = tp.rules[0]
+    topic = f"sentinel-alerts.{tp.topic}"
+    create_topic(topic)
+    client = redis.Redis.from_url(kit.REDIS_URL, decode_responses=True)
+    sink = RedisAlertSink(client, ttl_seconds=600, stream_maxlen=10_000)
+    try:
+        first, second = _messages(tp, spec, range(0, 5)), _messages(tp, spec, range(5, 12))
+        _send(topic, first)
+        fanout = Fanout(tp.id, topic, bootstrap=BOOTSTRAP, redis=sink, retry_pause=0.2)
+        fanout.start()
+        _wait(lambda: len(_pg(tp.id)) == 5, 60, "the first alerts", fanout)
+        real, down = fanout.sink, {"on": True}
+
+        def outage(rows):
+            if down["on"]:
+                raise ConnectionError("postgres is down")
+            real(rows)
+
+        fanout.sink = outage
+        _send(topic, second)
+        _wait(lambda: fanout.stats.retries >= 2, 60, "the outage to be felt", fanout)
+        fanout.stop()
+        assert not fanout.alive() and fanout.error is None
+        assert len(_pg(tp.id)) == 5
+
+        again = Fanout(tp.id, topic, bootstrap=BOOTSTRAP, redis=sink)
+        again.start()
+        _wait(lambda: len(_pg(tp.id)) == 12, 60, "the undelivered batch", again)
+        again.stop()
+        assert (again.stats.new_pg, again.stats.new_redis) == (7, 7)
+    finally:
+        delete_topic(topic)
+    assert sorted(_pg(tp.id)) == sorted((m["alert_id"], key) for key, m in first + second)

@@ -153,3 +153,25 @@ def test_rule_cache_analyses_only_what_a_change_brought(events, monkeypatch):
     calls = len(analysed)
     assert cache.refresh(events) == [edited]  # nothing moved: no analysis, no catalog write
     assert len(analysed) == calls
+
+
+def test_rule_cache_leaves_velocity_rules_to_the_velocity_path(events, monkeypatch):
+    """A velocity rule (window term) is never analysed, run or recorded by the stateless path."""
+    import streaming.rules as rules_mod
+
+    good = RULES[0][0]
+    velocity = Rule(8, "COUNT(*) OVER (PARTITION BY currency ORDER BY ts RANGE BETWEEN "
+                    "INTERVAL '5' MINUTES PRECEDING AND CURRENT ROW) >= 3", "info", None, None, 1)
+    analysed: list[list[int]] = []
+    recorded: list[tuple[list[int], list[int]]] = []
+    real_analyse_all = rules_mod.analyse_all
+    monkeypatch.setattr(rules_mod, "rules_version", lambda pid: 1)
+    monkeypatch.setattr(rules_mod, "load_active_rules", lambda pid: (1, [good, velocity]))
+    monkeypatch.setattr(rules_mod, "analyse_all", lambda df, rs: (
+        analysed.append([r.id for r in rs]), real_analyse_all(df, rs))[1])
+    monkeypatch.setattr(rules_mod, "record_states", lambda ok, errors: recorded.append(
+        ([r.id for r in ok], [r.id for r in errors])))
+
+    cache = rules_mod.RuleCache(pipeline_id=1)
+    assert cache.refresh(events) == [good]
+    assert analysed == [[1]] and recorded == [([1], [])] and cache.errors == {}
