@@ -85,7 +85,7 @@ test-unit: venv ## unit tests only (no services)
 	$(VENV)/pytest -m unit
 
 test-first-run: services ## what only make up's whole stack shows: its summary, Superset provisioned by its Dagster (browser)
-	$(VENV)/pytest -m first_run tests/e2e/test_first_run.py
+	$(VENV)/pytest -m first_run tests/e2e/test_make_up.py
 
 test-reliability: services ## outage drills, long form (60 s outages, >= 10 SIGKILLs)
 	SENTINEL_DRILL_LONG=1 $(VENV)/pytest -m reliability tests/reliability

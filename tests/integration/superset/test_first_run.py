@@ -20,7 +20,7 @@ as written.
   alert it prints belongs to the new pipeline and matches its rule, checked on the event.
 
 What only ``make up`` itself can show (its summary, Dagster's daemon on the stack's instance)
-stays in ``tests/e2e/test_first_run.py`` (``make test-first-run``).
+stays in ``tests/e2e/test_make_up.py`` (``make test-first-run``).
 Screenshots: ``.sentinel/test-artifacts/first-run-*.png`` (copies in ``docs/img/``).
 """
 
