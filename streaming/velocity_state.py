@@ -1,5 +1,5 @@
 """Velocity rules' state, in plain Python: what the stateful query keeps per entity and per
-Kafka partition, and how an arriving event updates it (see docs/velocity.md).
+Kafka partition, and how an arriving event updates it (see docs/velocity-engine.md).
 
 - ``Lateness``: the latest event time seen per Kafka partition; an event more than the allowed
   lateness behind its partition's latest earlier time is too late (quarantined, never
