@@ -184,16 +184,24 @@ class VelocityBatch:
         started = time.monotonic()
         out = df.persist(StorageLevel.MEMORY_AND_DISK)
         try:
-            n_late = self._quarantine(out, batch_id)
-            n_alerts = self._alerts(out)
+            kind = F.col("kind")
+            counts = out.agg(F.count_if(kind == "late").alias("late"),
+                             F.count_if((kind == "eval") & ~F.col("reeval")).alias("arrived"),
+                             F.count_if(F.col("reeval")).alias("again")).first()
+            assert counts is not None
+            if counts["late"]:
+                self._quarantine(out, batch_id)
+            if counts["arrived"] or counts["again"]:
+                self._alerts(out, again=bool(counts["again"]))
         finally:
             out.unpersist()
-        self.last = {"batch_id": batch_id, "late": n_late, "alerts": n_alerts,
+        self.last = {"batch_id": batch_id, **counts.asDict(),
                      "ms": int((time.monotonic() - started) * 1000)}
-        log.info("pipeline=%s velocity batch=%s late=%s alerts=%s duration_ms=%s",
-                 self.pipeline.id, batch_id, n_late, n_alerts, self.last["ms"])
+        log.info("pipeline=%s velocity batch=%s late=%s evaluations=%s re-evaluations=%s "
+                 "duration_ms=%s", self.pipeline.id, batch_id, counts["late"],
+                 counts["arrived"], counts["again"], self.last["ms"])
 
-    def _quarantine(self, out: DataFrame, batch_id: int) -> int:
+    def _quarantine(self, out: DataFrame, batch_id: int) -> None:
         late = out.where(F.col("kind") == "late").dropDuplicates(["p", "o"])
         rows = late.select(
             F.col("raw").cast("binary").alias("raw_value"), F.lit("late").alias("reason"),
@@ -201,16 +209,10 @@ class VelocityBatch:
             F.col("o").alias("kafka_offset"), F.col("kts").alias("kafka_timestamp"),
             F.current_timestamp().alias("quarantined_at"),
             F.to_date(F.current_timestamp()).alias("quarantine_date"),
-        ).persist()
-        try:
-            n = rows.count()
-            if n:
-                delta.append(rows, self.paths.quarantine, query_id=self.query_id,
-                             table="velocity-quarantine", batch_id=batch_id,
-                             partition_by=["quarantine_date"])
-        finally:
-            rows.unpersist()
-        return n
+        )
+        delta.append(rows, self.paths.quarantine, query_id=self.query_id,
+                     table="velocity-quarantine", batch_id=batch_id,
+                     partition_by=["quarantine_date"])
 
     def matches(self, out: DataFrame) -> DataFrame:
         """One row per (evaluation, matching rule): the event's typed fields (from the record
@@ -229,30 +231,31 @@ class VelocityBatch:
         return evaluate(condition_frame(merged, pipeline, compiled),
                         [c.rule for c in compiled.rules])
 
-    def _alerts(self, out: DataFrame) -> int:
-        matches = self.matches(out).persist()
+    def _alerts(self, out: DataFrame, *, again: bool) -> None:
+        """Write the batch's alerts; one raised only by a re-evaluation is flagged late (and
+        its event read back from Kafka)."""
+        matches = self.matches(out)
+        keys = ["_rule_id", "_kafka_partition", "_kafka_offset"]
+        if again:
+            matches = matches.persist()
         try:
-            keys = ["_rule_id", "_kafka_partition", "_kafka_offset"]
-            first = matches.where(~F.col("reeval")).select(*keys).distinct()
-            on_arrival = matches.where(~F.col("reeval")).dropDuplicates(keys)
-            late = matches.where(F.col("reeval")).join(first, keys, "left_anti") \
-                .select(*keys, "severity", "score", "rule_description", "rule_version") \
-                .dropDuplicates(keys)
-            late_rows = late.collect()
-            alerts = self._messages(on_arrival, late=False)
-            if late_rows:
-                alerts = alerts.unionByName(self._late_messages(late_rows))
-            alerts = alerts.persist()
-            n = alerts.count()
-            if n:
-                (alerts.write.format("kafka")
-                 .option("kafka.bootstrap.servers", self.bootstrap)
-                 .option("topic", self.topic_out)
-                 .save())
-            alerts.unpersist()
+            arrived = matches.where(~F.col("reeval"))
+            alerts = self._messages(arrived.dropDuplicates(keys), late=False)
+            if again:
+                late_rows = (
+                    matches.where(F.col("reeval"))
+                    .join(arrived.select(*keys), keys, "left_anti")
+                    .select(*keys, "severity", "score", "rule_description", "rule_version")
+                    .dropDuplicates(keys).collect())
+                if late_rows:
+                    alerts = alerts.unionByName(self._late_messages(late_rows))
+            (alerts.write.format("kafka")
+             .option("kafka.bootstrap.servers", self.bootstrap)
+             .option("topic", self.topic_out)
+             .save())
         finally:
-            matches.unpersist()
-        return n
+            if again:
+                matches.unpersist()
 
     def _messages(self, matches: DataFrame, *, late: bool) -> DataFrame:
         value = alert_message(matches, self.pipeline.fields, self.pipeline.id,
