@@ -110,8 +110,9 @@ def du_mib(path: str) -> float:
     return round(int(out.stdout.split()[0]) / 1024, 1) if out.stdout else 0.0
 
 
-def latencies(events_topic: str, alerts_topic: str, rule_id: int, n: int) -> list[float]:
-    """Seconds from each event record to its rule-``rule_id`` alert record (Kafka times)."""
+def latencies(events_topic: str, alerts_topic: str, rule_id: int, n: int,
+              only: set[str]) -> list[float]:
+    """Seconds from each event of ``only`` to its rule-``rule_id`` alert (Kafka times)."""
     bootstrap = get_settings().kafka_bootstrap_servers
 
     def read(topic: str, want: int) -> list[Any]:
@@ -129,7 +130,7 @@ def latencies(events_topic: str, alerts_topic: str, rule_id: int, n: int) -> lis
     out = []
     for r in read(alerts_topic, 10 * n):
         msg = json.loads(r.value)
-        if msg["rule_id"] == rule_id and msg["event_id"] in sent:
+        if msg["rule_id"] == rule_id and msg["event_id"] in only and msg["event_id"] in sent:
             out.append((r.timestamp - sent[msg["event_id"]]) / 1000)
     return out
 
@@ -219,9 +220,9 @@ def main(argv: list[str] | None = None) -> int:
     live = events(n, args.keys, seed=2, spacing_ms=1000 / rate)
     produce(topic, live, rate=rate)
     wait_processed(query, args.events + n, timeout=600 + args.latency_seconds)
-    lat = latencies(topic, alerts, 1, args.events + n)
+    lat = latencies(topic, alerts, 1, args.events + n, {e["transaction_id"] for e in live})
     result["latency"] = {"rate": round(rate, 1), "events": n, "alerts_measured": len(lat),
-                         **percentiles(lat[-n:] if len(lat) > n else lat)}
+                         **percentiles(lat)}
 
     if args.soak_minutes:
         samples = []

@@ -185,7 +185,8 @@ class VelocityBatch:
         out = df.persist(StorageLevel.MEMORY_AND_DISK)
         try:
             kind = F.col("kind")
-            counts = out.agg(F.count_if(kind == "late").alias("late"),
+            late_record = F.when(kind == "late", F.struct("p", "o"))  # one per key field
+            counts = out.agg(F.count_distinct(late_record).alias("late"),
                              F.count_if((kind == "eval") & ~F.col("reeval")).alias("arrived"),
                              F.count_if(F.col("reeval")).alias("again")).first()
             assert counts is not None
