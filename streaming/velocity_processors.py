@@ -3,10 +3,11 @@
 1. ``LatenessProcessor`` (one group for the whole topic): each event in (partition, offset)
    order gets ``late`` (too late for its partition, see ``velocity_state.Lateness``) and the
    batch's ``horizon``. Its state is one small value: the latest time per partition.
-2. ``KeyProcessor`` (grouped by key field and key value): the entity's ``KeyLog``. Arrivals
-   are added in (partition, offset) order, each evaluation (own or re-evaluation) becomes an
-   output row with the terms' values; too-late events pass through (``kind='late'``) without
-   touching the state. A processing-time timer evicts an entity idle for ``idle_ms``.
+2. ``KeyProcessor`` (grouped by key field and key value): the entity's ``KeyLog``. A batch's
+   arrivals are added in (time, partition, offset) order, each evaluation (own or
+   re-evaluation) becomes an output row with the terms' values; too-late events pass through
+   (``kind='late'``) without touching the state. A processing-time timer evicts an entity
+   idle for ``idle_ms``.
 
 The logic lives in ``velocity_state`` (plain Python); these classes only move rows and state.
 """
@@ -85,7 +86,10 @@ class KeyProcessor(StatefulProcessor):
 
     def handleInputRows(self, key: Any, rows: Iterator[Any], timerValues: Any) -> Iterator[Any]:
         key_field, key_value = key[0], key[1]
-        batch = sorted(rows, key=lambda r: (r.p, r.o))
+        # In time order (then partition, offset): any fixed order gives the same alerts for
+        # conditions that grow with the window, and this one re-evaluates only the events that
+        # really came out of order (across batches), not every interleaving of partitions.
+        batch = sorted(rows, key=lambda r: (r.t is not None, r.t or 0, r.p, r.o))
         arrivals: list[Entry] = []
         raw: dict[tuple[int, int], tuple[str, Any]] = {}
         horizon = None
