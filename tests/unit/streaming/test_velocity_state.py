@@ -67,8 +67,9 @@ def generate(seed: int, n: int = 160) -> list[OracleEvent]:
 
 
 def simulate(events: list[OracleEvent], lateness: float, seed: int) -> set[tuple[int, str]]:
-    """What the stream computes: lateness, then per key field and value a ``KeyLog`` fed one
-    micro-batch at a time (each in (partition, offset) order), pruned after each batch."""
+    """What the stream computes: lateness (in (partition, offset) order), then per key field
+    and value a ``KeyLog`` fed one micro-batch at a time (each in (time, partition, offset)
+    order), pruned after each batch."""
     fields = fields_of(SCHEMA)
     compiled = compile_rules([Rule(i, expr, "info", None, None, 1) for i, (expr, _) in
                               RULES.items()], SCHEMA, fields)
@@ -95,6 +96,9 @@ def simulate(events: list[OracleEvent], lateness: float, seed: int) -> set[tuple
         by_id = {e.event_id: e for e in events}
         for (kf, key), arrivals in groups.items():
             log = logs.setdefault((kf, key), KeyLog(keyless=str(key).startswith("\0")))
+            # the processor's order within a batch: time, then partition and offset
+            arrivals.sort(key=lambda e: (e.values["ts"] is not None, e.values["ts"] or 0,
+                                         e.partition, e.offset))
             for ev in log.arrive(compiled.terms[kf], arrivals):
                 for c in compiled.rules:
                     cols = {t.column for t in c.velocity.terms}
