@@ -105,12 +105,16 @@ def to_alerts(
     return matches.select(*[cols[name].alias(name) for name in ALERT_COLUMNS])
 
 
-def alert_message(matches: DataFrame, fields: Sequence[Field], pipeline_id: int) -> Column:
-    """The JSON text of each alert for the alerts topic (``MESSAGE_COLUMNS``)."""
+def alert_message(matches: DataFrame, fields: Sequence[Field], pipeline_id: int,
+                  extra: dict[str, Column] | None = None) -> Column:
+    """The JSON text of each alert for the alerts topic (``MESSAGE_COLUMNS``, then ``extra``:
+    keys the sinks do not read, e.g. the velocity path's ``late``)."""
     cols = _columns(matches, fields, pipeline_id, _event(fields))
     # The event keeps to_json's own timestamp format, as in ``to_alerts``.
     cols["event_time"] = F.date_format(cols["event_time"], ISO_MICROS)
-    return F.to_json(F.struct(*[cols[name].alias(name) for name in MESSAGE_COLUMNS]))
+    names = [*MESSAGE_COLUMNS, *(extra or {})]
+    cols.update(extra or {})
+    return F.to_json(F.struct(*[cols[name].alias(name) for name in names]))
 
 
 def message_row(value: bytes, timestamp_ms: int) -> dict[str, Any]:

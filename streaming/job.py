@@ -7,10 +7,13 @@ Each pipeline runs three parts in this process (one Spark application for all it
   API, and the catalog's ``rules_version`` polled as a fallback) restarts it in this JVM on the
   same checkpoint (``streaming.rule_watcher``);
 - **fan-out**: a consumer of the alerts topic writing Postgres and Redis (``streaming.fanout``);
+- **velocity**: when the pipeline has velocity rules, a stateful micro-batch query
+  (``streaming.velocity``) writing their alerts to the same alerts topic; a change of velocity
+  rules restarts it alone on its checkpoint (its state is per key field, not per rule);
 - **archive**: a micro-batch query (``foreachBatch(archive.process_batch)``, trigger
   ``SENTINEL_TRIGGER_INTERVAL_SECONDS``) writing bronze, quarantine and silver alerts.
 
-Checkpoints live under ``<warehouse>/_checkpoints/pipeline_<id>/{detect,archive}``; each
+Checkpoints live under ``<warehouse>/_checkpoints/pipeline_<id>/{detect,archive,velocity}``; each
 pipeline has its own ``stream_runs`` row. A watcher thread per pipeline polls the catalog: when
 the pipeline is paused/stopped/deleted or its schema version changed (or on SIGTERM/SIGINT) it
 stops detect, lets the fan-out write what detect emitted, lets the archive finish its batch and
@@ -38,6 +41,7 @@ from streaming.rule_watcher import RuleWatcher
 from streaming.session import build_session, local_slots
 from streaming.sinks.redis_sink import RedisAlertSink
 from streaming.topics import ensure_topic, partitions
+from streaming.velocity import VelocityQuery
 from streaming.watcher import StopController
 
 log = logging.getLogger("streaming.job")
@@ -83,6 +87,7 @@ class PipelineQuery:
         self.detector: Detector | None = None
         self.fanout: Fanout | None = None
         self.rules: RuleWatcher | None = None
+        self.velocity: VelocityQuery | None = None
         self._detect_failures = 0
 
     def start(self) -> None:
@@ -118,9 +123,14 @@ class PipelineQuery:
         self.detector = Detector(self.spark, pipeline, self.paths,
                                  bootstrap=settings.kafka_bootstrap_servers, topic_out=topic_out,
                                  interval=f"{settings.detect_checkpoint_seconds:g} seconds")
+        self.velocity = VelocityQuery(
+            self.spark, pipeline, self.paths, bootstrap=settings.kafka_bootstrap_servers,
+            topic_out=topic_out, trigger=self.trigger, max_offsets=self.max_offsets,
+            lateness_seconds=settings.velocity_allowed_lateness_seconds)
         self.rules = RuleWatcher(pipeline, self.detector, analysable(self.spark, pipeline),
-                                 self.run_id, settings.rule_poll_seconds)
+                                 self.run_id, settings.rule_poll_seconds, self.velocity)
         self.detector.start(self.rules.current())
+        self.velocity.start(self.rules.velocity_rules())
         progress.set_rules_version(self.run_id, self.rules.cache.version)
         self.rules.start()
 
@@ -158,6 +168,8 @@ class PipelineQuery:
             self.rules.stop()
         if self.detector is not None:
             self.detector.stop()
+        if self.velocity is not None:
+            self.velocity.stop()
         if self.fanout is not None:
             if self.fanout.alive() and not self.fanout.drain(timeout=30):
                 log.warning("pipeline=%s fan-out did not drain in 30 s (it resumes from its "
@@ -175,6 +187,8 @@ class PipelineQuery:
     def _hot_path_failure(self) -> str | None:
         if self.detector is not None and (error := self.detector.failure()):
             return f"detect query failed: {error}"
+        if self.velocity is not None and (error := self.velocity.failure()):
+            return f"velocity query failed: {error}"
         if self.fanout is not None and self.fanout.error is not None:
             return f"alert fan-out failed: {type(self.fanout.error).__name__}: " \
                    f"{self.fanout.error}"

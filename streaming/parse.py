@@ -132,6 +132,13 @@ def _reason(fields: Sequence[Field]) -> Column:
     )
 
 
+def typed_struct(text: Column, fields: Sequence[Field]) -> Column:
+    """The typed fields of a JSON event text, as ``parse_kafka``'s ``_typed`` (NULL where a
+    field is absent or does not fit its type; no validity check)."""
+    parsed = F.from_json(text, _json_schema(fields), _OPTIONS)
+    return F.struct(*[_typed_value(f, parsed[f.name]).alias(f.name) for f in fields])
+
+
 def event_id_column(key_field: str | None) -> Column:
     """``_event_id``: the key field's value as a string, else a hash of the Kafka coordinates."""
     coords = F.sha2(F.concat_ws("|", "topic", "partition", "offset"), 256)

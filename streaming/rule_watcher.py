@@ -15,12 +15,14 @@ import threading
 import time
 
 from catalog.rule_changes import RuleChangeListener
+from catalog.rules.velocity import split_velocity
 from catalog.settings import get_settings
 from streaming import progress
 from streaming.detect import Detector, recent_events
 from streaming.pipeline import Pipeline
 from streaming.rule_budget import BudgetSample, prepare_sample, rules_over_budget
-from streaming.rules import Rule, RuleCache
+from streaming.rules import Rule, RuleCache, load_active_rules
+from streaming.velocity import VelocityQuery
 
 log = logging.getLogger("streaming.job")
 
@@ -38,13 +40,15 @@ class RuleWatcher:
     SHORT_SAMPLE_REFRESH_SECONDS = 60.0
 
     def __init__(self, pipeline: Pipeline, detector: Detector, frame, run_id: int | None,
-                 interval: float) -> None:
+                 interval: float, velocity: VelocityQuery | None = None) -> None:
         self.pipeline = pipeline
         self.cache = RuleCache(pipeline.id)
         self.detector = detector
         self.frame = frame
         self.run_id = run_id
         self.interval = interval
+        self.velocity = velocity  # velocity rules run there (restarted alone on a change)
+        self.velocity_version: int | None = None
         self.budgeted: set[tuple[int, int]] = set()
         self.sample: BudgetSample | None = None
         self._stop = threading.Event()
@@ -88,6 +92,11 @@ class RuleWatcher:
             max_age = min(max_age, self.SHORT_SAMPLE_REFRESH_SECONDS)
         return self.sample.age > max_age
 
+    def velocity_rules(self) -> list[Rule]:
+        """The active velocity rules (read when the catalog's rule version moved)."""
+        self.velocity_version, active = load_active_rules(self.pipeline.id)
+        return split_velocity(active, lambda r: r.expression)[1]
+
     def _tick(self) -> None:
         started = time.monotonic()
         version = self.cache.version
@@ -96,6 +105,10 @@ class RuleWatcher:
                 progress.set_rules_version(self.run_id, self.cache.version)
             log.info("pipeline=%s rules_version %s -> %s in force after %.2f s",
                      self.pipeline.id, version, self.cache.version, time.monotonic() - started)
+        # After detect (whose restart is the latency-critical one): velocity rules restart
+        # their own query alone.
+        if self.velocity is not None and self.cache.version != self.velocity_version:
+            self.velocity.reload(self.velocity_rules())
         if self._sample_stale():  # after the change is in force, never before it
             self.refresh_sample()
 

@@ -1,0 +1,250 @@
+"""Velocity rules: sustained events/s, alert latency, state size, and Redis sorted sets beside.
+
+    .venv/bin/python -m bench.velocity --events 20000 --keys 2000 --latency-seconds 60
+    .venv/bin/python -m bench.velocity --soak-minutes 30 --keys 100000   # the long soak
+
+Five velocity rules over two key fields (``user_id``, ``merchant``) run in the stateful query
+(``streaming.velocity.VelocityQuery``, in this process's Spark application, as in a stream job):
+
+* throughput — a backlog of ``--events`` events is read in batches of ``--batch``; events/s =
+  events after the warm-up batch / their batches' time;
+* latency — events produced at ``--rate`` (default: half the measured throughput) for
+  ``--latency-seconds``; one rule alerts on every event, so latency = the alert record's Kafka
+  time − the event record's Kafka time (p50/p99);
+* state — the checkpoint's state files (RocksDB) and the process tree's memory after each phase;
+  with ``--soak-minutes`` the same, sampled every minute at ``--rate`` over ``--keys`` keys;
+* redis — the alternative "a sorted set per key and term": per event and term ZADD, trim by
+  time, ZRANGEBYSCORE of the window (pipelined per event), on the same events, one client; its
+  events/s and memory. It has no lateness rule, no dedup, no exactly-once replay.
+Needs the local stack (Kafka, Redis). Prints one JSON document.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from kafka import KafkaConsumer, KafkaProducer
+
+from bench.common import create_topic, percentiles, tree_rss_mib
+from catalog.settings import get_settings
+from streaming.archive import BatchContext, ensure_tables
+from streaming.pipeline import Paths, Pipeline
+from streaming.rules import Rule
+from streaming.session import build_session
+from streaming.velocity import VelocityQuery
+
+SCHEMA = [
+    {"name": "transaction_id", "type": "string", "nullable": False},
+    {"name": "user_id", "type": "long", "nullable": True},
+    {"name": "amount", "type": "double", "nullable": False},
+    {"name": "merchant", "type": "string", "nullable": True},
+    {"name": "event_time", "type": "timestamp", "nullable": False},
+]
+W = "ORDER BY event_time RANGE BETWEEN INTERVAL {} PRECEDING AND CURRENT ROW"
+RULES = [
+    f"count(*) OVER (PARTITION BY user_id {W.format('5 MINUTES')}) >= 1",  # every event
+    f"sum(amount) OVER (PARTITION BY user_id {W.format('10 MINUTES')}) > 2000 AND amount > 100",
+    f"count(DISTINCT merchant) OVER (PARTITION BY user_id {W.format('10 MINUTES')}) >= 4",
+    f"count(*) OVER (PARTITION BY merchant {W.format('1 MINUTES')}) >= 50",
+    f"max(amount) OVER (PARTITION BY merchant {W.format('5 MINUTES')}) > 4000 AND amount > 4000",
+]
+# (key field, window seconds) of the five rules' terms
+REDIS_TERMS = [("user_id", 300), ("user_id", 600), ("user_id", 600), ("merchant", 60),
+               ("merchant", 300)]
+
+
+def events(n: int, keys: int, seed: int, start: datetime | None = None,
+           spacing_ms: float = 1.0) -> list[dict[str, Any]]:
+    rng = random.Random(seed)
+    start = start or datetime.now(UTC)
+    out = []
+    for i in range(n):
+        t = start + timedelta(milliseconds=i * spacing_ms)
+        out.append({"transaction_id": f"b{seed}-{i}", "user_id": rng.randrange(keys),
+                    "amount": round(rng.expovariate(1 / 300), 2),
+                    "merchant": f"m{rng.randrange(max(keys // 10, 1))}",
+                    "event_time": t.strftime("%Y-%m-%dT%H:%M:%S.%fZ")})
+    return out
+
+
+def produce(topic: str, evs: list[dict[str, Any]], rate: float = 0) -> None:
+    producer = KafkaProducer(bootstrap_servers=get_settings().kafka_bootstrap_servers,
+                             linger_ms=5 if rate else 50, batch_size=256 * 1024)
+    started = time.monotonic()
+    for i, ev in enumerate(evs):
+        producer.send(topic, json.dumps(ev).encode(), key=ev["transaction_id"].encode())
+        if rate and i % 50 == 0:
+            ahead = i / rate - (time.monotonic() - started)
+            if ahead > 0:
+                time.sleep(ahead)
+    producer.flush()
+    producer.close()
+
+
+def wait_processed(query: VelocityQuery, total: int, timeout: float) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + timeout
+    assert query.query is not None
+    seen: dict[int, dict[str, Any]] = {}
+    while time.monotonic() < deadline:
+        for p in query.query.recentProgress:
+            seen[p["batchId"]] = p
+        if sum(p["numInputRows"] for p in seen.values()) >= total:
+            return [seen[k] for k in sorted(seen)]
+        time.sleep(1)
+    raise TimeoutError(f"processed {sum(p['numInputRows'] for p in seen.values())}/{total}")
+
+
+def du_mib(path: str) -> float:
+    out = subprocess.run(["du", "-sk", path], capture_output=True, text=True, check=False)
+    return round(int(out.stdout.split()[0]) / 1024, 1) if out.stdout else 0.0
+
+
+def latencies(events_topic: str, alerts_topic: str, rule_id: int, n: int,
+              only: set[str]) -> list[float]:
+    """Seconds from each event of ``only`` to its rule-``rule_id`` alert (Kafka times)."""
+    bootstrap = get_settings().kafka_bootstrap_servers
+
+    def read(topic: str, want: int) -> list[Any]:
+        consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap,
+                                 auto_offset_reset="earliest", consumer_timeout_ms=5000)
+        got = []
+        for r in consumer:
+            got.append(r)
+            if len(got) >= want:
+                break
+        consumer.close()
+        return got
+
+    sent = {r.key.decode(): r.timestamp for r in read(events_topic, n)}
+    out = []
+    for r in read(alerts_topic, 10 * n):
+        msg = json.loads(r.value)
+        if msg["rule_id"] == rule_id and msg["event_id"] in only and msg["event_id"] in sent:
+            out.append((r.timestamp - sent[msg["event_id"]]) / 1000)
+    return out
+
+
+def redis_alternative(evs: list[dict[str, Any]], lateness: int) -> dict[str, Any]:
+    """A sorted set per (term, key): per event and term ZADD, trim, read the window."""
+    import redis
+
+    client = redis.Redis.from_url(get_settings().redis_dsn)
+    prefix = f"bench:velocity:{uuid.uuid4().hex[:8]}"
+    before = client.info("memory")["used_memory"]
+    started = time.monotonic()
+    for ev in evs:
+        t = datetime.fromisoformat(ev["event_time"].replace("Z", "+00:00")).timestamp()
+        member = f"{ev['transaction_id']}|{ev['amount']}|{ev['merchant']}"
+        pipe = client.pipeline(transaction=False)
+        for i, (key_field, window) in enumerate(REDIS_TERMS):
+            key = f"{prefix}:{i}:{ev[key_field]}"
+            pipe.zadd(key, {member: t})
+            pipe.zremrangebyscore(key, "-inf", t - window - lateness)
+            pipe.zrangebyscore(key, t - window, t)
+        replies = pipe.execute()
+        windows = replies[2::3]
+        _ = (len(windows[0]), sum(float(m.split(b"|")[1]) for m in windows[1]),
+             len({m.split(b"|")[2] for m in windows[2]}), len(windows[3]),
+             max(float(m.split(b"|")[1]) for m in windows[4]))
+    seconds = time.monotonic() - started
+    used = client.info("memory")["used_memory"] - before
+    keys = 0
+    for key in client.scan_iter(f"{prefix}:*", count=1000):
+        client.delete(key)
+        keys += 1
+    return {"events": len(evs), "seconds": round(seconds, 2),
+            "events_per_s": round(len(evs) / seconds, 1), "keys": keys,
+            "memory_mib": round(used / 2**20, 1)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--events", type=int, default=20000)
+    ap.add_argument("--batch", type=int, default=5000)
+    ap.add_argument("--keys", type=int, default=2000)
+    ap.add_argument("--partitions", type=int, default=2)
+    ap.add_argument("--rate", type=float, default=None)
+    ap.add_argument("--latency-seconds", type=float, default=60)
+    ap.add_argument("--soak-minutes", type=float, default=0)
+    ap.add_argument("--trigger", type=float, default=0.5)
+    ap.add_argument("--no-redis", action="store_true")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    settings = get_settings()
+    topic = f"bench-velocity-{uuid.uuid4().hex[:8]}"
+    alerts = f"{topic}-alerts"
+    create_topic(topic, args.partitions)
+    create_topic(alerts, args.partitions)
+    warehouse = tempfile.mkdtemp(prefix="bench-velocity-")
+    pipeline = Pipeline(0, topic, topic, "active", SCHEMA, 1, "transaction_id")
+    paths = Paths(warehouse, "pipeline_bench")
+    spark = build_session("bench-velocity", master="local[2]", shuffle_partitions=2)
+    ensure_tables(spark, BatchContext(pipeline, paths, alerts))
+    rules = [Rule(i + 1, expr, "info", None, f"bench rule {i + 1}", 1)
+             for i, expr in enumerate(RULES)]
+    lateness = settings.velocity_allowed_lateness_seconds
+    result: dict[str, Any] = {"rules": len(rules), "key_fields": 2, "keys": args.keys,
+                              "partitions": args.partitions}
+
+    backlog = events(args.events, args.keys, seed=1,
+                     start=datetime.now(UTC) - timedelta(minutes=30))
+    produce(topic, backlog)
+    query = VelocityQuery(spark, pipeline, paths, bootstrap=settings.kafka_bootstrap_servers,
+                          topic_out=alerts, trigger=args.trigger, max_offsets=args.batch,
+                          lateness_seconds=lateness)
+    query.start(rules)
+    progress = wait_processed(query, args.events, timeout=1800)
+    timed = progress[1:] or progress
+    rows = sum(p["numInputRows"] for p in timed)
+    ms = sum(p["durationMs"]["triggerExecution"] for p in timed)
+    throughput = rows / (ms / 1000)
+    result["throughput"] = {"events": rows, "seconds": round(ms / 1000, 2),
+                            "events_per_s": round(throughput, 1),
+                            "batches": len(timed), "batch_size": args.batch}
+    result["state_after_backlog"] = {"checkpoint_mib": du_mib(query.checkpoint),
+                                     "rss_mib": tree_rss_mib(os.getpid())}
+
+    rate = args.rate or max(throughput / 2, 1.0)
+    n = int(rate * args.latency_seconds)
+    live = events(n, args.keys, seed=2, spacing_ms=1000 / rate)
+    produce(topic, live, rate=rate)
+    wait_processed(query, args.events + n, timeout=600 + args.latency_seconds)
+    lat = latencies(topic, alerts, 1, args.events + n, {e["transaction_id"] for e in live})
+    result["latency"] = {"rate": round(rate, 1), "events": n, "alerts_measured": len(lat),
+                         **percentiles(lat)}
+
+    if args.soak_minutes:
+        samples = []
+        end = time.monotonic() + args.soak_minutes * 60
+        seed = 3
+        while time.monotonic() < end:
+            chunk = events(int(rate * 60), args.keys, seed=seed, spacing_ms=1000 / rate)
+            seed += 1
+            produce(topic, chunk, rate=rate)
+            samples.append({"minute": len(samples) + 1,
+                            "checkpoint_mib": du_mib(query.checkpoint),
+                            "rss_mib": tree_rss_mib(os.getpid())})
+        result["soak"] = samples
+    result["state_end"] = {"checkpoint_mib": du_mib(query.checkpoint),
+                           "rss_mib": tree_rss_mib(os.getpid())}
+    query.stop()
+    if not args.no_redis:
+        result["redis_sorted_sets"] = redis_alternative(backlog, lateness)
+    json.dump(result, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

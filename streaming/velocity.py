@@ -1,0 +1,430 @@
+"""Velocity rules' stateful streaming query: Kafka → parse → lateness → per-entity event logs →
+conditions → the pipeline's alerts topic (and too-late events → quarantine).
+
+A micro-batch query of its own beside detect and the archive, in the same Spark application:
+
+1. the pipeline's events topic, parsed with its schema (``streaming.parse``), valid events;
+2. ``LatenessProcessor``: too late or not per Kafka partition (``velocity_processors``);
+3. each event copied once per key field the rules partition by (never once per rule), grouped
+   by (key field, key value): ``KeyProcessor`` keeps the entity's recent events and emits the
+   terms' values for each arrival and each re-evaluation;
+4. ``foreachBatch``: the evaluations of one event are joined across its key fields, each
+   rule's condition is evaluated in Spark, matches become alert messages (same alert id and
+   format as detect, plus ``late`` for an alert first raised by a re-evaluation) on the alerts
+   topic, so the fan-out and the archive take them unchanged; too-late events are appended to
+   quarantine with reason ``late`` (idempotent per batch: ``txnAppId``/``txnVersion``).
+
+Exactly once across restarts: the state is checkpointed with the offsets
+(``<checkpoints>/velocity``); a replayed batch recomputes the same evaluations from the same
+state, every alert sink ignores an alert id it holds and the quarantine append is skipped by
+Delta. A rule change restarts this query alone on the same checkpoint: the state is per key
+field, not per rule, so the other rules keep their windows; a new rule version judges the
+records that reached Kafka after it was saved.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+from kafka import KafkaConsumer, TopicPartition
+from pyspark import StorageLevel
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.types import TimestampNTZType, TimestampType
+
+from streaming.alerts import alert_message
+from streaming.detect import guarded
+from streaming.parse import KAFKA_SCHEMA, TYPED, parse_kafka, typed_struct, valid_events
+from streaming.pipeline import Paths, Pipeline
+from streaming.rules import Rule, analyse_all, evaluate, record_states
+from streaming.sinks import delta
+from streaming.velocity_processors import (
+    KEYLESS,
+    LATENESS_COLUMNS,
+    LATENESS_SCHEMA,
+    OUTPUT_SCHEMA,
+    KeyProcessor,
+    LatenessProcessor,
+)
+from streaming.velocity_rules import KAFKA_TS, Compiled, compile_rules
+from streaming.velocity_state import MICROS
+
+log = logging.getLogger(__name__)
+ROCKSDB = "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider"
+QUERY_CONF = {
+    # transformWithState keeps its state in RocksDB only.
+    "spark.sql.streaming.stateStore.providerClass": ROCKSDB,
+    # No batch without new records (the idle-key timers fire with the next records instead).
+    "spark.sql.streaming.noDataMicroBatches.enabled": "false",
+}
+TERM_TYPES = {"count": "bigint", "sum": "double", "avg": "double"}
+
+
+def _micros(col: Column, timestamp: bool) -> Column:
+    return F.unix_micros(col.cast("timestamp")) if timestamp else col
+
+
+def velocity_events(parsed: DataFrame, pipeline: Pipeline, compiled: Compiled) -> DataFrame:
+    """The valid events as the stateful steps take them (``velocity_processors.EVENT_SCHEMA``).
+    """
+    fields = {f.name: f for f in pipeline.fields}
+    typed = F.col(TYPED)
+
+    def is_time(name: str) -> bool:
+        return isinstance(fields[name].spark_type, TimestampType | TimestampNTZType)
+
+    kept = [_micros(typed[n], is_time(n)).alias(n) for n in compiled.kept]
+    kept.append(F.unix_micros(F.col("timestamp")).alias(KAFKA_TS))
+    keys = F.to_json(F.create_map(*[c for n in compiled.key_fields
+                                    for c in (F.lit(n), typed[n].cast("string"))]))
+    lateness = compiled.lateness_field
+    t = _micros(typed[lateness], True) if lateness else F.lit(None).cast("long")
+    return parsed.where(F.col("_valid")).select(
+        F.col("partition").alias("p"), F.col("offset").alias("o"), F.col("_event_id").alias(
+            "eid"), F.col("value").cast("string").alias("raw"), F.col("timestamp").alias("kts"),
+        t.alias("t"), F.to_json(F.struct(*kept)).alias("vals"), keys.alias("keys"))
+
+
+def evaluations(events: DataFrame, compiled: Compiled, *, lateness_seconds: float,
+                idle_seconds: float) -> DataFrame:
+    """The stateful part of the plan: events → evaluations and too-late events
+    (``OUTPUT_SCHEMA``)."""
+    step1 = events.withColumn("g", F.lit(0)).groupBy("g").transformWithStateInPandas(
+        LatenessProcessor(int(lateness_seconds * MICROS)), LATENESS_SCHEMA, "Append", "None")
+    pairs = F.explode(F.from_json("keys", "map<string, string>"))
+    keyed = step1.select("*", pairs.alias("kf", "value")).select(
+        "kf", F.coalesce("value", F.concat(F.lit(KEYLESS), "eid")).alias("kv"),
+        *LATENESS_COLUMNS)
+    return keyed.groupBy("kf", "kv").transformWithState(
+        KeyProcessor(compiled.terms, compiled.time_fields, int(idle_seconds * 1000)),
+        OUTPUT_SCHEMA, "Append", "ProcessingTime")
+
+
+def term_columns(compiled: Compiled, fields: dict[str, Any]) -> list[Column]:
+    """Each shared term as a typed column read from the evaluation's ``vals``."""
+    cols = []
+    for terms in compiled.terms.values():
+        for term in terms:
+            value = F.col("vals")[term.column]
+            if term.function in TERM_TYPES:
+                col = value.cast(TERM_TYPES[term.function])
+            elif term.argument and isinstance(fields[term.argument].spark_type,
+                                              TimestampType | TimestampNTZType):
+                col = F.timestamp_micros(value.cast("long"))
+            else:
+                col = value.cast(fields[term.argument].spark_type) if term.argument else value
+            cols.append(col.alias(term.column))
+    return cols
+
+
+def condition_frame(merged: DataFrame, pipeline: Pipeline, compiled: Compiled) -> DataFrame:
+    """What a condition reads: the event's typed fields (from the record for an arrival, from
+    the kept fields for a re-evaluation), its id and Kafka coordinates, the term columns."""
+    fields = {f.name: f for f in pipeline.fields}
+    typed = typed_struct(F.coalesce("raw", "doc"), pipeline.fields)
+    return merged.select(typed.alias(TYPED), "*").select(
+        *[F.col(TYPED)[f.name].alias(f.name) for f in pipeline.fields],
+        F.col("eid").alias("_event_id"), F.col("p").alias("_kafka_partition"),
+        F.col("o").alias("_kafka_offset"), F.col("kts").alias("_kafka_timestamp"),
+        "reeval", *term_columns(compiled, fields))
+
+
+def fetch_records(bootstrap: str, topic: str, wanted: Iterable[tuple[int, int]],
+                  timeout: float = 30.0) -> list[tuple[int, int, bytes, datetime]]:
+    """The Kafka records at ``wanted`` (partition, offset), read one range per partition
+    (a re-evaluation's alert carries the whole event, which the state does not keep)."""
+    by_partition: dict[int, set[int]] = {}
+    for p, o in wanted:
+        by_partition.setdefault(p, set()).add(o)
+    if not by_partition:
+        return []
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                             consumer_timeout_ms=int(timeout * 1000))
+    out = []
+    try:
+        for p, offsets in by_partition.items():
+            tp = TopicPartition(topic, p)
+            consumer.assign([tp])
+            consumer.seek(tp, min(offsets))
+            deadline = time.monotonic() + timeout
+            last = max(offsets)
+            while offsets and time.monotonic() < deadline:
+                for records in consumer.poll(timeout_ms=1000).values():
+                    for r in records:
+                        if r.offset in offsets:
+                            offsets.discard(r.offset)
+                            out.append((p, r.offset, r.value,
+                                        datetime.fromtimestamp(r.timestamp / 1000, UTC)))
+                    if records and records[-1].offset >= last:
+                        offsets.clear()
+    finally:
+        consumer.close()
+    return out
+
+
+class VelocityBatch:
+    """``foreachBatch`` of the velocity query: quarantine the too-late events, evaluate the
+    conditions, write the alerts."""
+
+    def __init__(self, spark: SparkSession, pipeline: Pipeline, paths: Paths,
+                 compiled: Compiled, *, bootstrap: str, topic_out: str) -> None:
+        self.spark, self.pipeline, self.paths = spark, pipeline, paths
+        self.compiled, self.bootstrap, self.topic_out = compiled, bootstrap, topic_out
+        self.query_id = ""
+        self.last: dict[str, Any] = {}
+
+    def __call__(self, df: DataFrame, batch_id: int) -> None:
+        started = time.monotonic()
+        phases: dict[str, float] = {}
+        out = df.persist(StorageLevel.MEMORY_AND_DISK)
+        try:
+            kind = F.col("kind")
+            late_record = F.when(kind == "late", F.struct("p", "o"))  # one per key field
+            counts = out.agg(F.count_distinct(late_record).alias("late"),
+                             F.count_if((kind == "eval") & ~F.col("reeval")).alias("arrived"),
+                             F.count_if(F.col("reeval")).alias("again")).first()
+            assert counts is not None
+            phases["state"] = time.monotonic() - started  # the stateful steps run here
+            writes = []
+            if counts["late"]:
+                writes.append(lambda: self._quarantine(out, batch_id))
+            if counts["arrived"] or counts["again"]:
+                writes.append(lambda: self._alerts(out, again=bool(counts["again"])))
+            # The quarantine commit and the alerts overlap (each waits mostly on I/O).
+            with ThreadPoolExecutor(max_workers=2, thread_name_prefix="velocity") as pool:
+                futures = [pool.submit(write) for write in writes]
+            for future in futures:
+                future.result()
+            phases["sinks"] = time.monotonic() - started - phases["state"]
+        finally:
+            out.unpersist()
+        self.last = {"batch_id": batch_id, **counts.asDict(),
+                     "ms": int((time.monotonic() - started) * 1000)}
+        log.info("pipeline=%s velocity batch=%s late=%s evaluations=%s re-evaluations=%s "
+                 "duration_ms=%s phases=%s", self.pipeline.id, batch_id, counts["late"],
+                 counts["arrived"], counts["again"], self.last["ms"],
+                 ",".join(f"{k}:{v:.2f}" for k, v in phases.items()))
+
+    def _quarantine(self, out: DataFrame, batch_id: int) -> None:
+        late = out.where(F.col("kind") == "late").dropDuplicates(["p", "o"])
+        rows = late.select(
+            F.col("raw").cast("binary").alias("raw_value"), F.lit("late").alias("reason"),
+            F.lit(self.pipeline.topic).alias("topic"), F.col("p").alias("kafka_partition"),
+            F.col("o").alias("kafka_offset"), F.col("kts").alias("kafka_timestamp"),
+            F.current_timestamp().alias("quarantined_at"),
+            F.to_date(F.current_timestamp()).alias("quarantine_date"),
+        )
+        delta.append(rows, self.paths.quarantine, query_id=self.query_id,
+                     table="velocity-quarantine", batch_id=batch_id,
+                     partition_by=["quarantine_date"])
+
+    def matches(self, out: DataFrame) -> DataFrame:
+        """One row per (evaluation, matching rule): the event's typed fields (from the record
+        for an arrival, from the kept fields for a re-evaluation), terms, rule metadata."""
+        pipeline, compiled = self.pipeline, self.compiled
+        evals = out.where(F.col("kind") == "eval")
+        # An arrival is evaluated once per key field: join its terms; a re-evaluation is its
+        # own evaluation (one key field, one arrival of the batch).
+        group = F.when(F.col("reeval"), F.concat_ws(":", "kf", F.col("seq").cast("string"))) \
+            .otherwise(F.lit(""))
+        merged = evals.groupBy("p", "o", "eid", "reeval", group.alias("g")).agg(
+            F.first("raw", ignorenulls=True).alias("raw"),
+            F.first("kts", ignorenulls=True).alias("kts"),
+            F.first("doc", ignorenulls=True).alias("doc"),
+            F.map_from_entries(F.flatten(F.collect_list(F.map_entries("vals")))).alias("vals"))
+        return evaluate(condition_frame(merged, pipeline, compiled),
+                        [c.rule for c in compiled.rules])
+
+    def _alerts(self, out: DataFrame, *, again: bool) -> None:
+        """Write the batch's alerts; one raised only by a re-evaluation is flagged late (and
+        its event read back from Kafka)."""
+        matches = self.matches(out)
+        keys = ["_rule_id", "_kafka_partition", "_kafka_offset"]
+        if again:
+            matches = matches.persist()
+        try:
+            arrived = matches.where(~F.col("reeval"))
+            alerts = self._messages(arrived.dropDuplicates(keys), late=False)
+            if again:
+                late_rows = (
+                    matches.where(F.col("reeval"))
+                    .join(arrived.select(*keys), keys, "left_anti")
+                    .select(*keys, "severity", "score", "rule_description", "rule_version")
+                    .dropDuplicates(keys).collect())
+                if late_rows:
+                    alerts = alerts.unionByName(self._late_messages(late_rows))
+            (alerts.write.format("kafka")
+             .option("kafka.bootstrap.servers", self.bootstrap)
+             .option("topic", self.topic_out)
+             .save())
+        finally:
+            if again:
+                matches.unpersist()
+
+    def _messages(self, matches: DataFrame, *, late: bool) -> DataFrame:
+        value = alert_message(matches, self.pipeline.fields, self.pipeline.id,
+                              extra={"late": F.lit(late)})
+        return matches.select(F.col("_event_id").alias("key"), value.alias("value"))
+
+    def _late_messages(self, rows: list[Any]) -> DataFrame:
+        """Alerts first raised by a re-evaluation: the event is read back from Kafka."""
+        pipeline = self.pipeline
+        records = fetch_records(self.bootstrap, pipeline.topic,
+                                {(r["_kafka_partition"], r["_kafka_offset"]) for r in rows})
+        raw = self.spark.createDataFrame(
+            [(None, v, pipeline.topic, p, o, ts, 0) for p, o, v, ts in records], KAFKA_SCHEMA)
+        events = valid_events(parse_kafka(raw, pipeline.fields, key_field=pipeline.event_id_field,
+                                          schema_version=pipeline.schema_version),
+                              pipeline.fields)
+        meta = self.spark.createDataFrame(
+            [tuple(r) for r in rows],
+            "_rule_id int, _kafka_partition int, _kafka_offset long, severity string, "
+            "score double, rule_description string, rule_version int")
+        matches = events.join(meta, ["_kafka_partition", "_kafka_offset"])
+        return self._messages(matches, late=True)
+
+
+class VelocityQuery:
+    """The pipeline's velocity query: start with its rules, restart on a rule change, stop.
+
+    Without velocity rules no query runs (its checkpoint and state wait for the next one).
+    """
+
+    def __init__(self, spark: SparkSession, pipeline: Pipeline, paths: Paths, *,
+                 bootstrap: str, topic_out: str, trigger: float, max_offsets: int,
+                 lateness_seconds: float, idle_seconds: float | None = None) -> None:
+        self.spark, self.pipeline, self.paths = spark, pipeline, paths
+        self.bootstrap, self.topic_out = bootstrap, topic_out
+        self.trigger, self.max_offsets = trigger, max_offsets
+        self.lateness_seconds = lateness_seconds
+        self.idle_seconds = idle_seconds
+        self.rules: list[Rule] = []
+        self.running: set[tuple[int, int]] = set()
+        self.query = None
+        self.batch: VelocityBatch | None = None
+        self._lock = threading.Lock()
+        self._stopped = False
+
+    @property
+    def checkpoint(self) -> str:
+        return f"{self.paths.checkpoint}/velocity"
+
+    def _compile(self, rules: list[Rule], restart: bool) -> Compiled:
+        compiled = compile_rules(rules, self.pipeline.schema, self.pipeline.fields)
+        # A rule version that joins a running stream judges the records after its save.
+        for i, c in enumerate(compiled.rules):
+            if restart and (c.rule.id, c.rule.version) not in self.running:
+                compiled.rules[i] = replace(c, rule=guarded(c.rule))
+        errors = dict(compiled.errors)
+        probe = _probe_frame(self.spark, self.pipeline, compiled)
+        bad = analyse_all(probe, [c.rule for c in compiled.rules])
+        errors.update(bad)
+        if bad:
+            compiled.rules = [c for c in compiled.rules if c.rule not in bad]
+        if errors:
+            record_states([], errors)
+        return compiled
+
+    def _start(self, rules: list[Rule], restart: bool) -> None:
+        self.rules = list(rules)
+        if not rules:
+            self.query = None
+            return
+        compiled = self._compile(rules, restart)
+        if not compiled.rules:
+            self.query = None
+            return
+        self.running = {(c.rule.id, c.rule.version) for c in compiled.rules}
+        source = (
+            self.spark.readStream.format("kafka")
+            .option("kafka.bootstrap.servers", self.bootstrap)
+            .option("subscribe", self.pipeline.topic)
+            .option("startingOffsets", "earliest")
+            .option("maxOffsetsPerTrigger", str(self.max_offsets))
+            .option("failOnDataLoss", "false")
+            .load()
+        )
+        p = self.pipeline
+        parsed = parse_kafka(source, p.fields, key_field=p.event_id_field,
+                             schema_version=p.schema_version)
+        idle = self.idle_seconds
+        if idle is None:
+            longest = max(t.window for ts in compiled.terms.values() for t in ts) / MICROS
+            idle = longest + self.lateness_seconds + 60
+        out = evaluations(velocity_events(parsed, p, compiled), compiled,
+                          lateness_seconds=self.lateness_seconds, idle_seconds=idle)
+        batch = VelocityBatch(self.spark, p, self.paths, compiled, bootstrap=self.bootstrap,
+                              topic_out=self.topic_out)
+        self.batch = batch
+        # A query takes its own copy of the session's SQL conf when it starts: these two are
+        # set for it alone (the other queries of the application are stateless).
+        with _query_conf(self.spark, QUERY_CONF):
+            self.query = (
+                out.writeStream.queryName(f"{p.slug}_velocity")
+                .foreachBatch(batch)
+                .option("checkpointLocation", self.checkpoint)
+                .trigger(processingTime=f"{self.trigger} seconds")
+                .start()
+            )
+        batch.query_id = str(self.query.id)
+        log.info("pipeline=%s velocity query %s started with rules %s over key fields %s "
+                 "(lateness %ss, idle keys evicted after %.0f s)", p.id, self.query.id,
+                 sorted(self.running), compiled.key_fields, self.lateness_seconds, idle)
+
+    def start(self, rules: list[Rule]) -> None:
+        with self._lock:
+            self._start(rules, restart=False)
+
+    def reload(self, rules: list[Rule]) -> bool:
+        """Restart with ``rules`` when they differ from the running ones."""
+        with self._lock:
+            if self._stopped or rules == self.rules:
+                return False
+            started = time.monotonic()
+            if self.query is not None:
+                self.query.stop()
+            self._start(rules, restart=True)
+        log.info("pipeline=%s velocity query restarted with %d rules in %.2f s",
+                 self.pipeline.id, len(rules), time.monotonic() - started)
+        return True
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stopped = True
+            if self.query is not None and self.query.isActive:
+                self.query.stop()
+
+    def failure(self) -> str | None:
+        with self._lock:
+            if self._stopped or self.query is None or self.query.isActive:
+                return None
+            exc = self.query.exception()
+            return None if exc is None else str(exc)
+
+
+@contextmanager
+def _query_conf(spark: SparkSession, conf: dict[str, str]) -> Iterator[None]:
+    before = {k: spark.conf.get(k, None) for k in conf}
+    for k, v in conf.items():
+        spark.conf.set(k, v)
+    try:
+        yield
+    finally:
+        for k, v in before.items():
+            if v is None:
+                spark.conf.unset(k)
+            else:
+                spark.conf.set(k, v)
+
+
+def _probe_frame(spark: SparkSession, pipeline: Pipeline, compiled: Compiled) -> DataFrame:
+    """An empty frame with the columns a condition sees (to analyse the rules before a start)."""
+    return condition_frame(spark.createDataFrame([], OUTPUT_SCHEMA), pipeline, compiled)
