@@ -84,8 +84,8 @@ test: services lint ## every test (unit, integration, e2e) against the real serv
 test-unit: venv ## unit tests only (no services)
 	$(VENV)/pytest -m unit
 
-test-first-run: services ## the first run as a newcomer meets it: make up's stack, README quick start, dashboards (browser)
-	$(VENV)/pytest -m first_run tests/e2e/test_first_run.py
+test-first-run: services ## what only make up's whole stack shows: its summary, Superset provisioned by its Dagster (browser)
+	$(VENV)/pytest -m first_run tests/e2e/test_make_up.py
 
 test-reliability: services ## outage drills, long form (60 s outages, >= 10 SIGKILLs)
 	SENTINEL_DRILL_LONG=1 $(VENV)/pytest -m reliability tests/reliability

@@ -72,10 +72,9 @@ if WORKER:  # pipeline ids repeat across the workers' databases: Redis keys and 
 os.environ[_MARK] = ",".join(sorted(_defaulted))
 
 # (group, order): lower orders are scheduled first; group None: each file is a group of its own
-# the first-run test drives the stack's Superset on :8088, which the Superset suite also uses:
-# both on one worker, one after the other
+# the first-run checks (tests/integration/superset/test_first_run.py) use the Superset suite's
+# fixtures: lake group
 _GROUPS: dict[str, tuple[str | None, int]] = {
-    "tests/e2e/test_first_run.py": ("lake", 0),
     "tests/integration/lakehouse/": ("lake", 0), "tests/integration/superset/": ("lake", 0),
     "tests/e2e/": ("e2e", 1), "tests/reliability/": (None, 2)}
 

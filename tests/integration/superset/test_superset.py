@@ -1,13 +1,13 @@
-"""Superset provisioned as code: objects exist once, charts equal the data, SQL Lab, a browser.
+"""Superset provisioned as code: objects exist once, charts equal the data, SQL Lab.
 
 Expectations are computed here from the generated lake data (plain Python), from the marts
-through the SQL endpoint, or from Postgres, never from what the provisioning printed.
+through the SQL endpoint, or from Postgres, never from what the provisioning printed. The
+placeholders before the first build and the Fraud Overview in a browser: test_first_run.py.
 """
 
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from collections import Counter
 
@@ -17,8 +17,7 @@ from sqlalchemy import text
 from catalog.db import get_engine
 from orchestration.lake.registration import Sql, connect, load_pipelines
 from orchestration.lake.views import desired_tables
-from tests.browser import artifact, headless_chromium, superset_login
-from tests.integration.superset.conftest import HOME, Api, Provisioned
+from tests.integration.superset.conftest import Api, Provisioned
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]
 
@@ -110,28 +109,6 @@ def test_live_alerts_lists_the_newest_alerts_and_refreshes_itself(
     assert all(json.loads(r["event_fields"]) == fields[r["event_id"]] for r in rows)
 
 
-def test_marts_not_built_yet_get_placeholders_whose_charts_answer_empty(
-        provisioned: Provisioned) -> None:
-    """Before the first dbt build (a schema prefix with no gold schema) every Fraud Overview
-    chart exists and answers with no rows instead of an error; the next provisioning with the
-    marts built swaps the tables back in."""
-    from tests.integration.superset.conftest import provision
-
-    api, lake = provisioned.api, provisioned.lake
-    env = {**provisioned.env, "SENTINEL_LAKEHOUSE_SCHEMA_PREFIX": f"{lake.prefix}unbuilt_"}
-    try:
-        ids = provision(env)
-        unbuilt = f"{lake.prefix}unbuilt_gold".lower()
-        assert sorted(ids["missing"]) == sorted(f"{unbuilt}.{m}" for m in MARTS)
-        assert ids["datasets"] == provisioned.runs[0]["datasets"]  # same datasets, updated
-        for name in FRAUD_CHARTS:
-            assert chart_rows(api, name) == [], name
-    finally:
-        ids = provision(provisioned.env)
-    assert ids["missing"] == []
-    assert chart_rows(api, "Severity distribution")
-
-
 def test_pipeline_filter_options_come_from_the_data(provisioned: Provisioned) -> None:
     """The Pipeline filter's values are queried from the dataset, not stored in the config."""
     api, lake = provisioned.api, provisioned.lake
@@ -211,37 +188,3 @@ def test_sql_lab_counts_a_bronze_table(provisioned: Provisioned) -> None:
         sql.close()
     assert res["data"] == [{"n": direct}]
     assert direct == len(p.good)
-
-
-CHART_STATE_JS = """
-return Array.from(document.querySelectorAll('[data-test="dashboard-component-chart-holder"]'))
-  .map(h => ({
-    name: ((h.querySelector('[data-test="editable-title"], .header-title') || {}).textContent
-           || '').trim(),
-    drawn: h.querySelectorAll('canvas, [_echarts_instance_] svg').length,
-    error: !!h.querySelector('.ant-alert-error, [data-test="error-message"]'),
-  }));
-"""
-
-
-def test_browser_renders_fraud_overview(provisioned: Provisioned) -> None:
-    url = provisioned.api.url
-    secret = (HOME / "superset-admin-password").read_text().strip()
-    board = provisioned.runs[0]["dashboards"]["Fraud Overview"]
-    with headless_chromium(1600, 2200) as driver:
-        superset_login(driver, url, secret)
-        driver.get(f"{url}/superset/dashboard/{board}/?standalone=0")
-        deadline, state = time.monotonic() + 180, []
-        while time.monotonic() < deadline:
-            state = driver.execute_script(CHART_STATE_JS)
-            if len(state) >= len(FRAUD_CHARTS) and all(s["drawn"] or s["error"] for s in state):
-                break
-            time.sleep(2)
-        time.sleep(3)  # let the ECharts animations finish before the screenshot
-        shot = artifact("superset-fraud-overview.png")
-        driver.save_screenshot(str(shot))
-        state = driver.execute_script(CHART_STATE_JS)
-        (artifact("superset-fraud-overview.html")).write_text(driver.page_source)
-    assert {s["name"] for s in state} == FRAUD_CHARTS, state
-    assert all(s["drawn"] > 0 and not s["error"] for s in state), state
-    assert shot.stat().st_size > 50_000
