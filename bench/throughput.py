@@ -40,6 +40,7 @@ from catalog.settings import get_settings
 from streaming.alerts import to_alerts
 from streaming.archive import BatchContext, ensure_tables, process_batch
 from streaming.detect import alert_records, alerts_topic
+from streaming.kafka_io import read_records, write_records
 from streaming.parse import parse_kafka, valid_events
 from streaming.pipeline import Paths, load_pipeline
 from streaming.producer import generate_events, send
@@ -93,12 +94,9 @@ def offset_ranges(ends: dict[int, int], sizes: list[int]) -> list[Range]:
 
 def read_range(spark: SparkSession, topic: str, rng: Range) -> DataFrame:
     """The Kafka records of one batch (a bounded batch read, like one micro-batch)."""
-    start, end = ({topic: {str(p): o for p, o in offsets.items()}} for offsets in rng)
-    return (spark.read.format("kafka")
-            .option("kafka.bootstrap.servers", get_settings().kafka_bootstrap_servers)
-            .option("subscribe", topic)
-            .option("startingOffsets", json.dumps(start))
-            .option("endingOffsets", json.dumps(end)).load())
+    start, end = rng
+    return read_records(spark, bootstrap=get_settings().kafka_bootstrap_servers, topic=topic,
+                        start=start, end=end)
 
 
 def split(total: int, parts: int) -> list[int]:
@@ -191,9 +189,8 @@ def run(batch: int, batches: int, warmup: int, rule_counts: list[int],
             create_topic(out, 3)
 
             def detect(_: int, rng: Range, p=p, active=active, out=out) -> None:
-                (alert_records(read_range(spark, topic, rng), p, active).write.format("kafka")
-                 .option("kafka.bootstrap.servers", settings.kafka_bootstrap_servers)
-                 .option("topic", out).save())
+                write_records(alert_records(read_range(spark, topic, rng), p, active),
+                              bootstrap=settings.kafka_bootstrap_servers, topic=out)
 
             results.append(sustained("detect", k, ranges, detect))
             alert_ends = end_offsets(settings.kafka_bootstrap_servers, out)

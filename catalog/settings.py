@@ -63,8 +63,9 @@ class Settings(BaseSettings):
         default=True, description="Spark drivers map the JVM class-data archive built by "
         "`python -m streaming.class_archive` (faster stream starts)")
     trigger_interval_seconds: float = Field(
-        default=20.0, ge=0, description="the archive's micro-batch trigger (bronze, quarantine, "
-        "silver alerts); alerts reach Postgres and Redis through the detect path regardless")
+        default=60.0, ge=0, description="the archive's micro-batch trigger (bronze, quarantine, "
+        "silver alerts): how fresh the lake is; alerts reach Postgres and Redis through the "
+        "detect path regardless. Each batch has a fixed cost of a few CPU seconds")
     max_offsets_per_trigger: int = 200_000
     detect_checkpoint_seconds: float = Field(
         default=30.0, gt=0, description="the detect query's real-time batch length: how often "

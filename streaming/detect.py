@@ -17,7 +17,6 @@ and the restart that the query will not read again.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import threading
 import time
@@ -28,6 +27,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from streaming.alerts import alert_message
+from streaming.kafka_io import read_records, stream_records, write_records
 from streaming.parse import empty_kafka_frame, parse_kafka, valid_events
 from streaming.pipeline import Paths, Pipeline
 from streaming.rules import Rule, evaluate
@@ -84,15 +84,8 @@ def recent_events(spark: SparkSession, pipeline: Pipeline, *, bootstrap: str,
     """The pipeline's last ``per_partition`` records of each Kafka partition, parsed and
     valid (where a rule that failed at run time is looked for)."""
     ends = end_offsets(bootstrap, pipeline.topic)
-    start = {str(p): max(0, end - per_partition) for p, end in ends.items()}
-    records = (
-        spark.read.format("kafka")
-        .option("kafka.bootstrap.servers", bootstrap)
-        .option("subscribe", pipeline.topic)
-        .option("startingOffsets", json.dumps({pipeline.topic: start}))
-        .option("endingOffsets", "latest")
-        .load()
-    )
+    start = {p: max(0, end - per_partition) for p, end in ends.items()}
+    records = read_records(spark, bootstrap=bootstrap, topic=pipeline.topic, start=start)
     return valid_records(records, pipeline)
 
 
@@ -114,16 +107,9 @@ def gap_records(spark: SparkSession, pipeline: Pipeline, rules: list[Rule], *,
     spans = offsets_since(bootstrap, pipeline.topic, since_ms)
     if all(first == end for first, end in spans.values()):  # nothing reached Kafka since
         return None
-    topic = pipeline.topic
-    records = (
-        spark.read.format("kafka")
-        .option("kafka.bootstrap.servers", bootstrap)
-        .option("subscribe", topic)
-        .option("startingOffsets", json.dumps({topic: {str(p): a for p, (a, _) in spans.items()}}))
-        .option("endingOffsets", json.dumps({topic: {str(p): b for p, (_, b) in spans.items()}}))
-        .option("failOnDataLoss", "false")
-        .load()
-    )
+    records = read_records(spark, bootstrap=bootstrap, topic=pipeline.topic,
+                           start={p: a for p, (a, _) in spans.items()},
+                           end={p: b for p, (_, b) in spans.items()})
     return alert_records(records, pipeline, [guarded(r) for r in rules])
 
 
@@ -189,14 +175,8 @@ class Detector:
             self.query = None
             return
         if self._valid is None:  # the parsed source serves every restart (a new query each)
-            source = (
-                self.spark.readStream.format("kafka")
-                .option("kafka.bootstrap.servers", self.bootstrap)
-                .option("subscribe", self.pipeline.topic)
-                .option("startingOffsets", "earliest")
-                .option("failOnDataLoss", "false")
-                .load()
-            )
+            source = stream_records(self.spark, bootstrap=self.bootstrap,
+                                    topics=[self.pipeline.topic])
             self._valid = valid_records(source, self.pipeline)
         self.query = (
             alerts_of(self._valid, self.pipeline, plan).writeStream
@@ -219,10 +199,7 @@ class Detector:
             records = gap_records(self.spark, self.pipeline, joining, bootstrap=self.bootstrap)
             if records is None:
                 return
-            (records.write.format("kafka")
-             .option("kafka.bootstrap.servers", self.bootstrap)
-             .option("topic", self.topic_out)
-             .save())
+            write_records(records, bootstrap=self.bootstrap, topic=self.topic_out)
         except Exception as exc:  # the restarted query keeps running; the gap is logged
             log.warning("pipeline=%s rules %s: records between their save and the restart "
                         "not judged: %s", self.pipeline.id, [r.id for r in joining],

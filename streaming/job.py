@@ -36,6 +36,7 @@ from streaming import progress
 from streaming.archive import BatchContext, ensure_tables, process_batch
 from streaming.detect import Detector, alerts_topic, analysable, recent_events
 from streaming.fanout import Fanout
+from streaming.kafka_io import stream_records
 from streaming.pipeline import Paths, Pipeline, load_pipeline
 from streaming.rule_watcher import RuleWatcher
 from streaming.session import build_session, local_slots
@@ -139,15 +140,8 @@ class PipelineQuery:
                 ctx.query_id = control.query_id
                 process_batch(df, batch_id, ctx=ctx)
 
-        source = (
-            self.spark.readStream.format("kafka")
-            .option("kafka.bootstrap.servers", settings.kafka_bootstrap_servers)
-            .option("subscribe", f"{pipeline.topic},{topic_out}")
-            .option("startingOffsets", "earliest")
-            .option("maxOffsetsPerTrigger", str(self.max_offsets))
-            .option("failOnDataLoss", "false")
-            .load()
-        )
+        source = stream_records(self.spark, bootstrap=settings.kafka_bootstrap_servers,
+                                topics=[pipeline.topic, topic_out], max_offsets=self.max_offsets)
         self.query = (
             source.writeStream.queryName(f"{pipeline.slug}_archive")
             .foreachBatch(on_batch)

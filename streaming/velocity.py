@@ -42,6 +42,7 @@ from pyspark.sql.types import TimestampNTZType, TimestampType
 
 from streaming.alerts import alert_message
 from streaming.detect import guarded
+from streaming.kafka_io import stream_records, write_records
 from streaming.parse import KAFKA_SCHEMA, TYPED, parse_kafka, typed_struct, valid_events
 from streaming.pipeline import Paths, Pipeline
 from streaming.rules import Rule, analyse_all, evaluate, record_states
@@ -261,10 +262,7 @@ class VelocityBatch:
                     .dropDuplicates(keys).collect())
                 if late_rows:
                     alerts = alerts.unionByName(self._late_messages(late_rows))
-            (alerts.write.format("kafka")
-             .option("kafka.bootstrap.servers", self.bootstrap)
-             .option("topic", self.topic_out)
-             .save())
+            write_records(alerts, bootstrap=self.bootstrap, topic=self.topic_out)
         finally:
             if again:
                 matches.unpersist()
@@ -343,15 +341,8 @@ class VelocityQuery:
             self.query = None
             return
         self.running = {(c.rule.id, c.rule.version) for c in compiled.rules}
-        source = (
-            self.spark.readStream.format("kafka")
-            .option("kafka.bootstrap.servers", self.bootstrap)
-            .option("subscribe", self.pipeline.topic)
-            .option("startingOffsets", "earliest")
-            .option("maxOffsetsPerTrigger", str(self.max_offsets))
-            .option("failOnDataLoss", "false")
-            .load()
-        )
+        source = stream_records(self.spark, bootstrap=self.bootstrap,
+                                topics=[self.pipeline.topic], max_offsets=self.max_offsets)
         p = self.pipeline
         parsed = parse_kafka(source, p.fields, key_field=p.event_id_field,
                              schema_version=p.schema_version)

@@ -1,0 +1,228 @@
+"""The whole engine under a steady load: does every path keep up at a given rate?
+
+    .venv/bin/python -m bench.sustained --rates 20000 --seconds 300 --rules 50
+
+Per rate, a fresh pipeline (3 partitions, ``--rules`` rules of ``bench.throughput``, 1 % of
+the events match one) and ``python -m streaming.job`` as Dagster starts it (detect, fan-out into
+Postgres and Redis, archive to bronze/quarantine/silver). The load comes from a Spark query in
+this process (the ``rate`` source → event JSON → Kafka, 0.2 s micro-batches): a JVM producer
+that holds 20k events/s on a fraction of a core, where a Python one would need most of one.
+Every 10 s the bench samples how far each path is behind what the producer has written:
+
+* **detect**: alerts on the alerts topic vs the alerts the events written so far must raise
+  (the matching events are known: ``user_id = value % 5000``), as events behind;
+* **fan-out**: alert rows in Postgres vs the alerts topic;
+* **archive**: events the archive has committed (``stream_runs.input_rows``) vs written.
+
+A path holds the rate when its lag stays bounded: its lag at the end is no larger than its
+largest lag in the first half plus one archive trigger of events, and after the producer
+stops it drains within ``--drain`` seconds. Also reported: the alert latency (event time in
+the event id → Redis / Postgres, seen by ``bench/alert_watcher.py``), the stream process
+tree's CPU and the machine's load. Needs ``make services``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.streaming import StreamingQuery
+from sqlalchemy import func, select
+
+from bench.common import create_topic, drop_pipelines, make_pipeline, percentiles, save
+from bench.idle import tree_cpu_seconds
+from bench.latency import sent_ms, start_stream, start_watcher, stop_stream
+from bench.throughput import SCHEMA, rule_expression
+from catalog.db import get_engine
+from catalog.settings import get_settings
+from catalog.tables import fraud_alerts, stream_runs
+from streaming.detect import alerts_topic
+from streaming.session import build_session
+from streaming.topics import end_offsets
+
+PARTITIONS = 3
+USERS = 5000  # user_id = value % USERS; rule i matches user_id = 37 i + 1 (1 % at 50 rules)
+SAMPLE_SECONDS = 10.0
+
+
+def matching_users(n_rules: int) -> list[int]:
+    return sorted({i * 37 + 1 for i in range(n_rules)} & set(range(USERS)))
+
+
+def expected_alerts(produced: int, users: list[int]) -> int:
+    """Alerts the events ``0 .. produced-1`` raise (one per matching event: each matches one
+    rule's user id and no rule's amount condition)."""
+    full, rest = divmod(produced, USERS)
+    return full * len(users) + sum(1 for u in users if u < rest)
+
+
+def load_query(spark: SparkSession, topic: str, rate: int, run_tag: str) -> StreamingQuery:
+    """Events at ``rate``/s into ``topic``: id ``<tag>-<ms>-<n>`` (the watcher's clock)."""
+    bootstrap = get_settings().kafka_bootstrap_servers
+    rows = (spark.readStream.format("rate").option("rowsPerSecond", rate)
+            .option("numPartitions", PARTITIONS).load())
+    ms = F.unix_millis(F.col("timestamp"))
+    event = F.struct(
+        F.concat_ws("-", F.lit(run_tag), ms.cast("string"), F.col("value").cast("string"))
+        .alias("transaction_id"),
+        (F.col("value") % USERS).alias("user_id"),
+        ((F.col("value") * 7919) % 100_000 / 100.0).alias("amount"),
+        F.when(F.col("value") % 2 == 0, F.lit("EUR")).otherwise(F.lit("USD")).alias("currency"),
+        F.concat(F.lit("m"), (F.col("value") % 97).cast("string")).alias("merchant"),
+        F.date_format(F.col("timestamp"), "yyyy-MM-dd'T'HH:mm:ss.SSSXXX").alias("event_time"),
+    )
+    return (rows.select(F.to_json(event).alias("value")).writeStream.format("kafka")
+            .option("kafka.bootstrap.servers", bootstrap).option("topic", topic)
+            .option("kafka.linger.ms", "5")
+            .option("checkpointLocation", tempfile.mkdtemp(prefix="sentinel-bench-load-"))
+            .trigger(processingTime="200 milliseconds").start())
+
+
+def run_rate(spark: SparkSession, rate: int, seconds: float, n_rules: int, drain: float,
+             trigger: float | None) -> dict:
+    settings = get_settings()
+    tag = f"s{rate}x{int(time.time()) % 100_000}"
+    topic = f"bench-sustained-{tag}"
+    create_topic(topic, PARTITIONS)
+    pid = make_pipeline(topic, SCHEMA, [rule_expression(i) for i in range(n_rules)],
+                        key_field="transaction_id")
+    users = matching_users(n_rules)
+    out = alerts_topic(settings.alerts_topic_prefix, topic)
+    workdir = Path(tempfile.mkdtemp(prefix="sentinel-bench-sustained-"))
+    seen_file = workdir / "seen.json"
+
+    def produced() -> int:
+        return sum(end_offsets(settings.kafka_bootstrap_servers, topic).values())
+
+    def on_topic() -> int:
+        try:
+            return sum(end_offsets(settings.kafka_bootstrap_servers, out).values())
+        except Exception:  # not created yet
+            return 0
+
+    def db_counts() -> tuple[int, int]:
+        with get_engine().connect() as conn:
+            archived = conn.execute(select(func.coalesce(func.sum(stream_runs.c.input_rows), 0))
+                                    .where(stream_runs.c.pipeline_id == pid)).scalar_one()
+            rows = conn.execute(select(func.count()).select_from(fraud_alerts)
+                                .where(fraud_alerts.c.pipeline_id == pid)).scalar_one()
+        return int(archived), int(rows)
+
+    def sample(t0: float, job_pid: int) -> dict:
+        p, a = produced(), on_topic()
+        archived, pg = db_counts()
+        # Events detect is behind: the alerts still owed, at 1 alert per USERS/len(users) events.
+        owed = max(0, expected_alerts(warm, users) + expected_alerts(p - warm, users) - a)
+        return {"t": round(time.monotonic() - t0, 1), "produced": p, "alerts_topic": a,
+                "postgres": pg, "archived": archived,
+                "lag": {"detect": round(owed * USERS / len(users)), "fan-out": max(0, a - pg),
+                        "archive": max(0, p - archived)},
+                "cpu_s": round(tree_cpu_seconds(job_pid), 1)}
+
+    warm = 0
+    job = start_stream(pid, workdir, trigger)
+    samples: list[dict] = []
+    try:
+        watcher = start_watcher(pid, seen_file)
+        # Warm-up: the stream's JVM and first batches, at a trickle.
+        load = load_query(spark, topic, 50, tag + "w")
+        deadline = time.monotonic() + 600
+        while db_counts()[0] == 0 or on_topic() == 0:
+            if job.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"the stream did not start: {workdir}/job.log")
+            time.sleep(2)
+        load.stop()
+        warm = produced()  # the warm-up's values restart at 0 in the loaded query
+        print(f"rate {rate}/s: pipeline {pid}, logs in {workdir}; loading for {seconds:.0f} s",
+              flush=True)
+        load = load_query(spark, topic, rate, tag)
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < seconds:
+            time.sleep(SAMPLE_SECONDS)
+            samples.append(s := sample(t0, job.pid))
+            print(f"  t={s['t']:6.1f}s produced={s['produced']:>9} lag: " + " ".join(
+                f"{k}={v}" for k, v in s["lag"].items()), flush=True)
+            if job.poll() is not None:
+                raise SystemExit(f"the stream exited with {job.returncode}: {workdir}/job.log")
+        load.stop()
+        stopped = time.monotonic()
+        final = produced()
+        want_alerts = expected_alerts(warm, users) + expected_alerts(final - warm, users)
+        drained: dict[str, float | None] = {"detect": None, "fan-out": None, "archive": None}
+        while time.monotonic() - stopped < drain and None in drained.values():
+            s = sample(t0, job.pid)
+            now = round(time.monotonic() - stopped, 1)
+            if drained["detect"] is None and s["alerts_topic"] >= want_alerts:
+                drained["detect"] = now
+            if drained["fan-out"] is None and s["postgres"] >= want_alerts:
+                drained["fan-out"] = now
+            if drained["archive"] is None and s["archived"] >= final:
+                drained["archive"] = now
+            time.sleep(1)
+        time.sleep(2)
+        watcher.send_signal(15)
+        watcher.wait(60)
+    finally:
+        stop_stream(job)
+        drop_pipelines([pid])
+    loaded = [s for s in samples if s["t"] > 0]
+    achieved = (loaded[-1]["produced"] - loaded[0]["produced"]) / max(
+        loaded[-1]["t"] - loaded[0]["t"], 1e-9) if len(loaded) > 1 else 0.0
+    half = [s for s in loaded if s["t"] <= seconds / 2] or loaded
+    bounded = {}
+    for path in ("detect", "fan-out", "archive"):
+        slack = rate * (trigger or settings.trigger_interval_seconds) if path == "archive" \
+            else rate * 2
+        bounded[path] = (loaded[-1]["lag"][path] <= max(s["lag"][path] for s in half) + slack
+                         and drained[path] is not None)
+    seen = json.loads(seen_file.read_text())
+    latency = {sink: percentiles([ms - sent_ms(eid) for eid, ms in seen[sink].items()
+                                  if eid.startswith(tag + "-")])
+               for sink in ("redis", "postgres")}
+    cpu = (loaded[-1]["cpu_s"] - loaded[0]["cpu_s"]) / max(loaded[-1]["t"] - loaded[0]["t"], 1)
+    return {"rate": rate, "achieved_rate": round(achieved), "events": final,
+            "alerts_expected": want_alerts, "postgres_rows": db_counts()[1],
+            "max_lag": {p: max(s["lag"][p] for s in loaded) for p in bounded},
+            "end_lag": loaded[-1]["lag"], "drain_seconds": drained, "bounded": bounded,
+            "latency_ms": latency, "stream_cores": round(cpu, 2),
+            "load_avg": list(os.getloadavg()), "samples": samples}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rates", type=int, nargs="+", default=[20_000])
+    ap.add_argument("--seconds", type=float, default=300)
+    ap.add_argument("--rules", type=int, default=50)
+    ap.add_argument("--drain", type=float, default=300, help="seconds allowed to drain")
+    ap.add_argument("--trigger", type=float, default=None,
+                    help="the archive's trigger in seconds (default: the setting)")
+    args = ap.parse_args()
+    spark = build_session("bench-sustained-load", master="local[2]", delta=False)
+    results = []
+    try:
+        for rate in args.rates:
+            results.append(run_rate(spark, rate, args.seconds, args.rules, args.drain,
+                                    args.trigger))
+            r = results[-1]
+            print(f"rate {rate}/s (achieved {r['achieved_rate']}/s): bounded {r['bounded']}, "
+                  f"max lag {r['max_lag']}, end lag {r['end_lag']}, drained in "
+                  f"{r['drain_seconds']} s; alerts {r['postgres_rows']}/{r['alerts_expected']}; "
+                  f"latency Redis p50 {r['latency_ms']['redis']['p50']:.0f} ms p99 "
+                  f"{r['latency_ms']['redis']['p99']:.0f} ms; stream {r['stream_cores']} cores",
+                  flush=True)
+    finally:
+        spark.stop()
+    path = save("sustained", {"args": vars(args), "results": results})
+    print(f"results: {path}")
+    return 0 if all(all(r["bounded"].values()) for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
