@@ -69,3 +69,17 @@ def superset_login(driver, base_url: str, password: str, *, attempts: int = 3,
             artifact(f"superset-login-{attempt}.html").write_text(driver.page_source)
     raise AssertionError(f"still on Superset's login page after {attempts} attempts "
                          f"(pages saved in {ARTIFACTS})")
+
+
+# What each chart of a Superset dashboard shows: its title, whether it drew, is empty or
+# failed (run in the page by Selenium's execute_script).
+CHART_STATE_JS = """
+return Array.from(document.querySelectorAll('[data-test="dashboard-component-chart-holder"]'))
+  .map(h => ({
+    name: ((h.querySelector('[data-test="editable-title"], .header-title') || {}).textContent
+           || '').trim(),
+    drawn: h.querySelectorAll('canvas, [_echarts_instance_] svg').length,
+    empty: /No results/i.test(h.textContent),
+    error: !!h.querySelector('.ant-alert-error, [data-test="error-message"]'),
+  }));
+"""

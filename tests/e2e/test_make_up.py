@@ -24,15 +24,16 @@ import re
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
 
-from tests.browser import artifact, headless_chromium, superset_login
+from tests.browser import CHART_STATE_JS, artifact, headless_chromium, superset_login
+from tests.support import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.first_run, pytest.mark.timeout(3000)]
 
@@ -45,7 +46,6 @@ DEMO = "Payment Transactions"
 SESSION_ONLY = ("SENTINEL_DATABASE_URL", "SENTINEL_REDIS_URL", "SENTINEL_WAREHOUSE",
                 "SENTINEL_LAKEHOUSE_SCHEMA_PREFIX", "SENTINEL_TEST_DATABASE",
                 "SENTINEL_TEST_REDIS_URL", "_SENTINEL_TEST_DEFAULTS")
-T = TypeVar("T")
 
 
 def stack_env() -> dict[str, str]:
@@ -58,16 +58,6 @@ def port_open(port: int) -> bool:
             return True
     except OSError:
         return False
-
-
-def wait_for(what: str, fn: Callable[[], T | None], timeout: float, every: float = 2.0) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        got = fn()
-        if got:
-            return got
-        assert time.monotonic() < deadline, f"timed out after {timeout:.0f}s waiting for {what}"
-        time.sleep(every)
 
 
 @dataclass
@@ -111,17 +101,6 @@ def test_make_up_ends_with_what_to_open_first(stack: Stack) -> None:
 def login(driver: Any) -> None:
     superset_login(driver, SUPERSET, (HOME / "superset-admin-password").read_text().strip())
 
-
-CHART_STATE_JS = """
-return Array.from(document.querySelectorAll('[data-test="dashboard-component-chart-holder"]'))
-  .map(h => ({
-    name: ((h.querySelector('[data-test="editable-title"], .header-title') || {}).textContent
-           || '').trim(),
-    drawn: h.querySelectorAll('canvas, [_echarts_instance_] svg').length,
-    empty: /No results/i.test(h.textContent),
-    error: !!h.querySelector('.ant-alert-error, [data-test="error-message"]'),
-  }));
-"""
 
 RUNS_QUERY = """query($f: RunsFilter) { runsOrError(filter: $f, limit: 20) {
   ... on Runs { results { runId status startTime endTime tags { key value } } } } }"""

@@ -33,11 +33,11 @@ import socket
 import subprocess
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
@@ -46,27 +46,17 @@ from sqlalchemy import insert
 from catalog.api_keys import authenticate, hash_key
 from catalog.db import get_engine
 from catalog.tables import api_keys
-from tests.browser import artifact, headless_chromium, superset_login
+from tests.browser import CHART_STATE_JS, artifact, headless_chromium, superset_login
 from tests.integration.streaming.conftest import TEST_JAVA_OPTIONS, JobProcess
 from tests.integration.superset.conftest import HOME, ROOT, Provisioned, provision
 from tests.integration.superset.test_superset import FRAUD_CHARTS, MARTS, chart_rows
+from tests.support import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1800)]
 
 LOCAL = ROOT / "deploy" / "local"
 HOST = "127.0.0.1"
 DEMO = "Payment Transactions"
-T = TypeVar("T")
-
-
-def wait_for(what: str, fn: Callable[[], T | None], timeout: float, every: float = 2.0) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        got = fn()
-        if got:
-            return got
-        assert time.monotonic() < deadline, f"timed out after {timeout:.0f}s waiting for {what}"
-        time.sleep(every)
 
 
 def free_port() -> int:
@@ -162,18 +152,6 @@ def parse_ts(text: str) -> datetime:
 def login(driver: Any, provisioned: Provisioned) -> None:
     superset_login(driver, provisioned.api.url,
                    (HOME / "superset-admin-password").read_text().strip())
-
-
-CHART_STATE_JS = """
-return Array.from(document.querySelectorAll('[data-test="dashboard-component-chart-holder"]'))
-  .map(h => ({
-    name: ((h.querySelector('[data-test="editable-title"], .header-title') || {}).textContent
-           || '').trim(),
-    drawn: h.querySelectorAll('canvas, [_echarts_instance_] svg').length,
-    empty: /No results/i.test(h.textContent),
-    error: !!h.querySelector('.ant-alert-error, [data-test="error-message"]'),
-  }));
-"""
 
 
 def fraud_overview(provisioned: Provisioned, shot: str) -> list[dict]:
