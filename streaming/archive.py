@@ -13,6 +13,7 @@ milliseconds; the archive follows within its trigger interval.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -140,8 +141,21 @@ def _archive(ctx: BatchContext, parsed: DataFrame, alerts: DataFrame, *, batch_i
         future.result()
 
 
+# One archive batch at a time in a Spark application. Pipelines sharing an application have
+# their triggers at the same instants (Spark aligns processing-time triggers to multiples of
+# the interval), and ten archive batches at once took both cores from the detect queries. In
+# turn they leave the cores to detect; the lake is minutes fresh either way.
+_TURN = threading.Lock()
+
+
 def process_batch(df: DataFrame, batch_id: int, *, ctx: BatchContext) -> dict[str, Any]:
-    """Archive one micro-batch; returns its counts (also logged and recorded)."""
+    """Archive one micro-batch (after any other pipeline's batch in this application); returns
+    its counts (also logged and recorded)."""
+    with _TURN:
+        return _process_batch(df, batch_id, ctx=ctx)
+
+
+def _process_batch(df: DataFrame, batch_id: int, *, ctx: BatchContext) -> dict[str, Any]:
     started, t = time.monotonic(), _Phases()
     p = ctx.pipeline
     small = is_small(ctx)
