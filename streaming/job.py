@@ -126,7 +126,8 @@ class PipelineQuery:
         self.velocity = VelocityQuery(
             self.spark, pipeline, self.paths, bootstrap=settings.kafka_bootstrap_servers,
             topic_out=topic_out, trigger=self.trigger, max_offsets=self.max_offsets,
-            lateness_seconds=settings.velocity_allowed_lateness_seconds)
+            lateness_seconds=settings.velocity_allowed_lateness_seconds,
+            engine=settings.velocity_engine)
         self.rules = RuleWatcher(pipeline, self.detector, analysable(self.spark, pipeline),
                                  self.run_id, settings.rule_poll_seconds, self.velocity)
         self.detector.start(self.rules.current())

@@ -24,6 +24,7 @@ records that reached Kafka after it was saved.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -38,8 +39,16 @@ from kafka import KafkaConsumer, TopicPartition
 from pyspark import StorageLevel
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.types import TimestampNTZType, TimestampType
+from pyspark.sql.types import (
+    BooleanType,
+    FloatType,
+    IntegralType,
+    NumericType,
+    TimestampNTZType,
+    TimestampType,
+)
 
+from catalog.settings import get_settings
 from streaming.alerts import alert_message
 from streaming.detect import guarded
 from streaming.parse import KAFKA_SCHEMA, TYPED, parse_kafka, typed_struct, valid_events
@@ -93,10 +102,99 @@ def velocity_events(parsed: DataFrame, pipeline: Pipeline, compiled: Compiled) -
         t.alias("t"), F.to_json(F.struct(*kept)).alias("vals"), keys.alias("keys"))
 
 
+def jvm_events(parsed: DataFrame, pipeline: Pipeline, compiled: Compiled) -> DataFrame:
+    """The valid events as the compiled steps take them: ``velocity_events``' columns with the
+    Kafka time in micros (``kts_us``), the kept fields as a struct ``vals`` (in
+    ``jvm_fields`` order; integers as long, other numbers as double, times in micros,
+    everything else as text, as the JSON of the Python steps reads them) and ``keys`` as a map.
+    """
+    fields = {f.name: f for f in pipeline.fields}
+    typed = F.col(TYPED)
+    kept = []
+    for name in compiled.kept:
+        spark_type = fields[name].spark_type
+        col = typed[name]
+        if isinstance(spark_type, TimestampType | TimestampNTZType):
+            col = F.unix_micros(col.cast("timestamp"))
+        elif isinstance(spark_type, IntegralType):
+            col = col.cast("long")
+        elif isinstance(spark_type, FloatType):
+            col = col.cast("string").cast("double")  # the float's shortest text, as JSON has
+        elif isinstance(spark_type, NumericType):
+            col = col.cast("double")
+        elif not isinstance(spark_type, BooleanType):
+            col = col.cast("string")
+        kept.append(col.alias(name))
+    kept.append(F.unix_micros(F.col("timestamp")).alias(KAFKA_TS))
+    keys = F.create_map(*[c for n in compiled.key_fields
+                          for c in (F.lit(n), typed[n].cast("string"))])
+    lateness = compiled.lateness_field
+    t = _micros(typed[lateness], True) if lateness else F.lit(None).cast("long")
+    return parsed.where(F.col("_valid")).select(
+        F.col("partition").alias("p"), F.col("offset").alias("o"), F.col("_event_id").alias(
+            "eid"), F.col("value").cast("string").alias("raw"),
+        F.unix_micros(F.col("timestamp")).alias("kts_us"), t.alias("t"),
+        F.struct(*kept).alias("vals"), keys.alias("keys"))
+
+
+def jvm_fields(compiled: Compiled) -> list[str]:
+    """The kept fields in the order of ``jvm_events``' ``vals``."""
+    return [*compiled.kept, KAFKA_TS]
+
+
+def jvm_evaluations(events: DataFrame, compiled: Compiled, *, lateness_seconds: float,
+                    idle_seconds: float) -> DataFrame:
+    """``evaluations`` with the compiled steps (``jvm/velocity``): the same rows, computed in
+    the JVM (no Python worker, no per-row Python calls, the logs in a compact binary form)."""
+    spark = events.sparkSession
+    steps = spark._jvm.io.sentinel.velocity.Steps  # type: ignore[union-attr]
+    step1 = DataFrame(steps.lateness(events._jdf, int(lateness_seconds * MICROS)), spark)
+    pairs = F.explode("keys")
+    keyed = step1.select("*", pairs.alias("kf", "value")).select(
+        "kf", F.coalesce("value", F.concat(F.lit(KEYLESS), "eid")).alias("kv"),
+        *[c for c in step1.columns if c != "keys"])
+    config = {
+        "fields": jvm_fields(compiled),
+        "time_fields": [*compiled.time_fields, KAFKA_TS],
+        "kafka_ts": KAFKA_TS,
+        "idle_ms": int(idle_seconds * 1000),
+        "terms": {kf: [{"column": t.column, "function": t.function, "argument": t.argument,
+                        "distinct": t.distinct, "order_by": t.order_by, "window": t.window}
+                       for t in terms] for kf, terms in compiled.terms.items()},
+    }
+    out = DataFrame(steps.entities(keyed._jdf, json.dumps(config)), spark)
+    return out.select(*[F.timestamp_micros("kts_us").alias("kts") if c == "kts_us" else c
+                        for c in out.columns])
+
+
+def resolve_engine(spark: SparkSession, engine: str) -> str:
+    """``jvm`` or ``python`` for a ``SENTINEL_VELOCITY_ENGINE`` value (``auto``: jvm when the
+    compiled steps are on the classpath)."""
+    if engine == "python":
+        return engine
+    if jvm_available(spark):
+        return "jvm"
+    if engine == "jvm":
+        raise RuntimeError("SENTINEL_VELOCITY_ENGINE=jvm but the velocity jar is not on the "
+                           "driver's classpath: build it (python -m streaming.velocity_jar) "
+                           "and start the driver again")
+    log.warning("velocity jar not built (python -m streaming.velocity_jar): velocity rules "
+                "run in the Python processors, far slower")
+    return "python"
+
+
+def jvm_available(spark: SparkSession) -> bool:
+    """Whether the compiled steps are on the driver's classpath."""
+    from py4j.java_gateway import JavaClass
+
+    steps = spark._jvm.io.sentinel.velocity.Steps  # type: ignore[union-attr]
+    return isinstance(steps, JavaClass)  # else a JavaPackage: the class is not there
+
+
 def evaluations(events: DataFrame, compiled: Compiled, *, lateness_seconds: float,
                 idle_seconds: float) -> DataFrame:
-    """The stateful part of the plan: events → evaluations and too-late events
-    (``OUTPUT_SCHEMA``)."""
+    """The stateful part of the plan with the Python processors (the reference): events →
+    evaluations and too-late events (``OUTPUT_SCHEMA``)."""
     step1 = events.withColumn("g", F.lit(0)).groupBy("g").transformWithStateInPandas(
         LatenessProcessor(int(lateness_seconds * MICROS)), LATENESS_SCHEMA, "Append", "None")
     pairs = F.explode(F.from_json("keys", "map<string, string>"))
@@ -300,8 +398,10 @@ class VelocityQuery:
 
     def __init__(self, spark: SparkSession, pipeline: Pipeline, paths: Paths, *,
                  bootstrap: str, topic_out: str, trigger: float, max_offsets: int,
-                 lateness_seconds: float, idle_seconds: float | None = None) -> None:
+                 lateness_seconds: float, idle_seconds: float | None = None,
+                 engine: str | None = None) -> None:
         self.spark, self.pipeline, self.paths = spark, pipeline, paths
+        self.engine = resolve_engine(spark, engine or get_settings().velocity_engine)
         self.bootstrap, self.topic_out = bootstrap, topic_out
         self.trigger, self.max_offsets = trigger, max_offsets
         self.lateness_seconds = lateness_seconds
@@ -315,7 +415,10 @@ class VelocityQuery:
 
     @property
     def checkpoint(self) -> str:
-        return f"{self.paths.checkpoint}/velocity"
+        """The query's checkpoint; the engines' states differ, so each has its own (a new
+        engine starts from the earliest offsets and recomputes the same alerts)."""
+        suffix = "-jvm" if self.engine == "jvm" else ""
+        return f"{self.paths.checkpoint}/velocity{suffix}"
 
     def _compile(self, rules: list[Rule], restart: bool) -> Compiled:
         compiled = compile_rules(rules, self.pipeline.schema, self.pipeline.fields)
@@ -359,8 +462,12 @@ class VelocityQuery:
         if idle is None:
             longest = max(t.window for ts in compiled.terms.values() for t in ts) / MICROS
             idle = longest + self.lateness_seconds + 60
-        out = evaluations(velocity_events(parsed, p, compiled), compiled,
-                          lateness_seconds=self.lateness_seconds, idle_seconds=idle)
+        if self.engine == "jvm":
+            out = jvm_evaluations(jvm_events(parsed, p, compiled), compiled,
+                                  lateness_seconds=self.lateness_seconds, idle_seconds=idle)
+        else:
+            out = evaluations(velocity_events(parsed, p, compiled), compiled,
+                              lateness_seconds=self.lateness_seconds, idle_seconds=idle)
         batch = VelocityBatch(self.spark, p, self.paths, compiled, bootstrap=self.bootstrap,
                               topic_out=self.topic_out)
         self.batch = batch
@@ -376,8 +483,9 @@ class VelocityQuery:
             )
         batch.query_id = str(self.query.id)
         log.info("pipeline=%s velocity query %s started with rules %s over key fields %s "
-                 "(lateness %ss, idle keys evicted after %.0f s)", p.id, self.query.id,
-                 sorted(self.running), compiled.key_fields, self.lateness_seconds, idle)
+                 "(lateness %ss, idle keys evicted after %.0f s, %s engine)", p.id,
+                 self.query.id, sorted(self.running), compiled.key_fields,
+                 self.lateness_seconds, idle, self.engine)
 
     def start(self, rules: list[Rule]) -> None:
         with self._lock:
