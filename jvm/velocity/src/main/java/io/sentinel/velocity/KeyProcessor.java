@@ -62,6 +62,11 @@ public final class KeyProcessor extends StatefulProcessor<String, Row, Row> {
     this.idleMs = idleMs;
   }
 
+  /** The terms per key field. */
+  Map<String, Term[]> terms() {
+    return terms;
+  }
+
   @Override
   public void init(OutputMode outputMode, TimeMode timeMode) {
     log = getHandle().getValueState("log", Encoders.BINARY(), TTLConfig.NONE());
