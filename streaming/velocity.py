@@ -33,6 +33,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
+from functools import reduce
 from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
@@ -330,20 +331,38 @@ class VelocityBatch:
 
     def matches(self, out: DataFrame) -> DataFrame:
         """One row per (evaluation, matching rule): the event's typed fields (from the record
-        for an arrival, from the kept fields for a re-evaluation), terms, rule metadata."""
+        for an arrival, from the kept fields for a re-evaluation), terms, rule metadata.
+
+        A rule whose terms all partition by one key field is evaluated on that key field's
+        evaluations as they come (no shuffle); only a rule over several key fields needs an
+        arrival's evaluations joined across its key fields."""
         pipeline, compiled = self.pipeline, self.compiled
         evals = out.where(F.col("kind") == "eval")
-        # An arrival is evaluated once per key field: join its terms; a re-evaluation is its
-        # own evaluation (one key field, one arrival of the batch).
-        group = F.when(F.col("reeval"), F.concat_ws(":", "kf", F.col("seq").cast("string"))) \
-            .otherwise(F.lit(""))
-        merged = evals.groupBy("p", "o", "eid", "reeval", group.alias("g")).agg(
-            F.first("raw", ignorenulls=True).alias("raw"),
-            F.first("kts", ignorenulls=True).alias("kts"),
-            F.first("doc", ignorenulls=True).alias("doc"),
-            F.map_from_entries(F.flatten(F.collect_list(F.map_entries("vals")))).alias("vals"))
-        return evaluate(condition_frame(merged, pipeline, compiled),
-                        [c.rule for c in compiled.rules])
+        by_field: dict[str, list[Rule]] = {}
+        across: list[Rule] = []
+        for c in compiled.rules:
+            key_fields = {t.partition_by for t in c.velocity.terms}
+            if len(key_fields) == 1:
+                by_field.setdefault(key_fields.pop(), []).append(c.rule)
+            else:
+                across.append(c.rule)
+        parts = [evaluate(condition_frame(evals.where(F.col("kf") == F.lit(kf)), pipeline,
+                                          compiled), rules)
+                 for kf, rules in sorted(by_field.items())]
+        if across:
+            # An arrival is evaluated once per key field: join its terms; a re-evaluation is
+            # its own evaluation (one key field, one arrival of the batch).
+            group = F.when(F.col("reeval"),
+                           F.concat_ws(":", "kf", F.col("seq").cast("string"))
+                           ).otherwise(F.lit(""))
+            merged = evals.groupBy("p", "o", "eid", "reeval", group.alias("g")).agg(
+                F.first("raw", ignorenulls=True).alias("raw"),
+                F.first("kts", ignorenulls=True).alias("kts"),
+                F.first("doc", ignorenulls=True).alias("doc"),
+                F.map_from_entries(F.flatten(F.collect_list(F.map_entries("vals"))))
+                .alias("vals"))
+            parts.append(evaluate(condition_frame(merged, pipeline, compiled), across))
+        return reduce(DataFrame.unionByName, parts)
 
     def _alerts(self, out: DataFrame, *, again: bool) -> None:
         """Write the batch's alerts; one raised only by a re-evaluation is flagged late (and
