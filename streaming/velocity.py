@@ -368,19 +368,14 @@ class VelocityBatch:
         """Write the batch's alerts; one raised only by a re-evaluation is flagged late (and
         its event read back from Kafka)."""
         matches = self.matches(out)
-        keys = ["_rule_id", "_kafka_partition", "_kafka_offset"]
-        if again:
+        if again:  # the conditions are evaluated once; the late rows and the write read them
             matches = matches.persist()
         try:
-            arrived = matches.where(~F.col("reeval"))
-            # one merged row per arrival, so one match per (rule, record): no deduplication
-            alerts = self._messages(arrived, late=False)
+            # one row per arrival and key field, and a rule reads one of them (or their
+            # join): one match per (rule, record), no deduplication
+            alerts = self._messages(matches.where(~F.col("reeval")), late=False)
             if again:
-                late_rows = (
-                    matches.where(F.col("reeval"))
-                    .join(arrived.select(*keys), keys, "left_anti")
-                    .select(*keys, "severity", "score", "rule_description", "rule_version")
-                    .dropDuplicates(keys).collect())
+                late_rows = self._late_rows(matches)
                 if late_rows:
                     alerts = alerts.unionByName(self._late_messages(late_rows))
             (alerts.write.format("kafka")
@@ -390,6 +385,27 @@ class VelocityBatch:
         finally:
             if again:
                 matches.unpersist()
+
+    def _late_rows(self, matches: DataFrame) -> list[Any]:
+        """The matches of re-evaluations that no arrival of this batch raised (one per rule
+        and record). Both reads are small: the re-evaluations' matches, and the arrivals'
+        matches of the records they re-evaluated (a record can arrive and be re-evaluated in
+        the same batch), found by a broadcast of those records, not a shuffle of all."""
+        keys = ["_rule_id", "_kafka_partition", "_kafka_offset"]
+        found: dict[tuple[int, int, int], Any] = {}
+        for r in (matches.where(F.col("reeval"))
+                  .select(*keys, "severity", "score", "rule_description", "rule_version")
+                  .collect()):
+            found.setdefault((r[0], r[1], r[2]), r)
+        if not found:
+            return []
+        spots = self.spark.createDataFrame(sorted({(p, o) for _, p, o in found}),
+                                           "_kafka_partition int, _kafka_offset long")
+        same = matches.where(~F.col("reeval")).join(
+            F.broadcast(spots), ["_kafka_partition", "_kafka_offset"], "left_semi")
+        for r in same.select(*keys).collect():
+            found.pop((r[0], r[1], r[2]), None)
+        return list(found.values())
 
     def _messages(self, matches: DataFrame, *, late: bool) -> DataFrame:
         value = alert_message(matches, self.pipeline.fields, self.pipeline.id,
