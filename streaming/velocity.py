@@ -54,7 +54,14 @@ from streaming.alerts import alert_message
 from streaming.detect import guarded
 from streaming.parse import KAFKA_SCHEMA, TYPED, parse_kafka, typed_struct, valid_events
 from streaming.pipeline import Paths, Pipeline
-from streaming.rules import Rule, analyse_all, evaluate, record_states
+from streaming.rules import (
+    Rule,
+    analyse_all,
+    evaluate,
+    explode_matched,
+    matched_ids,
+    record_states,
+)
 from streaming.sinks import delta
 from streaming.velocity_processors import (
     KEYLESS,
@@ -228,16 +235,49 @@ def term_columns(compiled: Compiled, fields: dict[str, Any]) -> list[Column]:
     return cols
 
 
-def condition_frame(merged: DataFrame, pipeline: Pipeline, compiled: Compiled) -> DataFrame:
+def condition_frame(merged: DataFrame, pipeline: Pipeline, compiled: Compiled,
+                    keep: Iterable[str] = ()) -> DataFrame:
     """What a condition reads: the event's typed fields (from the record for an arrival, from
-    the kept fields for a re-evaluation), its id and Kafka coordinates, the term columns."""
+    the kept fields for a re-evaluation), its id and Kafka coordinates, the term columns
+    (then the columns of ``keep``)."""
     fields = {f.name: f for f in pipeline.fields}
     typed = typed_struct(F.coalesce("raw", "doc"), pipeline.fields)
     return merged.select(typed.alias(TYPED), "*").select(
         *[F.col(TYPED)[f.name].alias(f.name) for f in pipeline.fields],
         F.col("eid").alias("_event_id"), F.col("p").alias("_kafka_partition"),
         F.col("o").alias("_kafka_offset"), F.col("kts").alias("_kafka_timestamp"),
-        "reeval", *term_columns(compiled, fields))
+        "reeval", *term_columns(compiled, fields), *keep)
+
+
+ROW, CONDITION, HITS = "_velocity_row", "_velocity_condition", "_velocity_hits"
+
+
+def one_key_field_rules(compiled: Compiled) -> dict[str, list[Rule]]:
+    """The rules whose terms all partition by one key field, by that field."""
+    out: dict[str, list[Rule]] = {}
+    for c in compiled.rules:
+        key_fields = {t.partition_by for t in c.velocity.terms}
+        if len(key_fields) == 1:
+            out.setdefault(key_fields.pop(), []).append(c.rule)
+    return out
+
+
+def with_conditions(out: DataFrame, pipeline: Pipeline, compiled: Compiled) -> DataFrame:
+    """The stateful steps' rows with, for the rules over one key field, what their conditions
+    read (struct ``_velocity_condition``) and the ids of those that match (``_velocity_hits``,
+    evaluations of their key field only). Part of the streaming plan: analysed once when the
+    query starts, not rebuilt by the batch sink for every batch."""
+    by_field = one_key_field_rules(compiled)
+    if not by_field:
+        return out
+    carried = out.select(F.struct(*out.columns).alias(ROW), *out.columns)
+    frame = condition_frame(carried, pipeline, compiled, keep=[ROW])
+    kf, kind = F.col(f"{ROW}.kf"), F.col(f"{ROW}.kind")
+    hits = F.coalesce(*[F.when(kf == F.lit(field), matched_ids(rules))
+                        for field, rules in sorted(by_field.items())])
+    condition = [c for c in frame.columns if c != ROW]
+    return frame.select(f"{ROW}.*", F.struct(*condition).alias(CONDITION),
+                        F.when(kind == F.lit("eval"), hits).alias(HITS))
 
 
 def fetch_records(bootstrap: str, topic: str, wanted: Iterable[tuple[int, int]],
@@ -333,22 +373,20 @@ class VelocityBatch:
         """One row per (evaluation, matching rule): the event's typed fields (from the record
         for an arrival, from the kept fields for a re-evaluation), terms, rule metadata.
 
-        A rule whose terms all partition by one key field is evaluated on that key field's
-        evaluations as they come (no shuffle); only a rule over several key fields needs an
-        arrival's evaluations joined across its key fields."""
+        A rule whose terms all partition by one key field was evaluated on that key field's
+        evaluations in the streaming plan (``with_conditions``: no shuffle, nothing to build
+        per batch); only a rule over several key fields needs an arrival's evaluations joined
+        across its key fields here."""
         pipeline, compiled = self.pipeline, self.compiled
         evals = out.where(F.col("kind") == "eval")
-        by_field: dict[str, list[Rule]] = {}
-        across: list[Rule] = []
-        for c in compiled.rules:
-            key_fields = {t.partition_by for t in c.velocity.terms}
-            if len(key_fields) == 1:
-                by_field.setdefault(key_fields.pop(), []).append(c.rule)
-            else:
-                across.append(c.rule)
-        parts = [evaluate(condition_frame(evals.where(F.col("kf") == F.lit(kf)), pipeline,
-                                          compiled), rules)
-                 for kf, rules in sorted(by_field.items())]
+        by_field = one_key_field_rules(compiled)
+        single = {r.id for rules in by_field.values() for r in rules}
+        across = [c.rule for c in compiled.rules if c.rule.id not in single]
+        parts = []
+        if by_field:  # evaluated in the streaming plan (``with_conditions``)
+            parts.append(explode_matched(
+                evals.where(F.size(HITS) > 0).select(f"{CONDITION}.*", HITS),
+                [r for rules in by_field.values() for r in rules], column=HITS))
         if across:
             # An arrival is evaluated once per key field: join its terms; a re-evaluation is
             # its own evaluation (one key field, one arrival of the batch).
@@ -508,6 +546,7 @@ class VelocityQuery:
         else:
             out = evaluations(velocity_events(parsed, p, compiled), compiled,
                               lateness_seconds=self.lateness_seconds, idle_seconds=idle)
+        out = with_conditions(out, p, compiled)
         batch = VelocityBatch(self.spark, p, self.paths, compiled, bootstrap=self.bootstrap,
                               topic_out=self.topic_out)
         self.batch = batch
