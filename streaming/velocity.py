@@ -190,8 +190,6 @@ def resolve_engine(spark: SparkSession, engine: str) -> str:
         raise RuntimeError("SENTINEL_VELOCITY_ENGINE=jvm but the velocity jar is not on the "
                            "driver's classpath: build it (python -m streaming.velocity_jar) "
                            "and start the driver again")
-    log.warning("velocity jar not built (python -m streaming.velocity_jar): velocity rules "
-                "run in the Python processors, far slower")
     return "python"
 
 
@@ -479,7 +477,8 @@ class VelocityQuery:
                  lateness_seconds: float, idle_seconds: float | None = None,
                  engine: str | None = None) -> None:
         self.spark, self.pipeline, self.paths = spark, pipeline, paths
-        self.engine = resolve_engine(spark, engine or get_settings().velocity_engine)
+        self.engine_setting = engine or get_settings().velocity_engine
+        self.engine = resolve_engine(spark, self.engine_setting)
         self.bootstrap, self.topic_out = bootstrap, topic_out
         self.trigger, self.max_offsets = trigger, max_offsets
         self.lateness_seconds = lateness_seconds
@@ -524,6 +523,9 @@ class VelocityQuery:
             self.query = None
             return
         self.running = {(c.rule.id, c.rule.version) for c in compiled.rules}
+        if self.engine == "python" and self.engine_setting == "auto":
+            log.warning("velocity jar not built (python -m streaming.velocity_jar): velocity "
+                        "rules run in the Python processors, far slower")
         source = (
             self.spark.readStream.format("kafka")
             .option("kafka.bootstrap.servers", self.bootstrap)
