@@ -111,6 +111,14 @@ def process_tree(root_pid: int) -> dict[int, list[str]]:
     return tree
 
 
+def tree_cpu_seconds(root_pid: int) -> float:
+    """CPU seconds (user + system) used so far by a process and its descendants, including
+    their children that have exited (e.g. Python workers)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    return sum(sum(int(fields[i]) for i in (12, 13, 14, 15))
+               for fields in process_tree(root_pid).values()) / tick
+
+
 def tree_rss_mib(root_pid: int) -> dict[str, float]:
     """Resident memory (MiB) of a process and its descendants, by command name (from /proc)."""
     out: dict[str, float] = {}

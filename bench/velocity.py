@@ -36,7 +36,7 @@ from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer
 
-from bench.common import create_topic, percentiles, tree_rss_mib
+from bench.common import create_topic, percentiles, tree_cpu_seconds, tree_rss_mib
 from catalog.settings import get_settings
 from streaming.archive import BatchContext, ensure_tables
 from streaming.pipeline import Paths, Pipeline
@@ -204,14 +204,22 @@ def main(argv: list[str] | None = None) -> int:
                           topic_out=alerts, trigger=args.trigger, max_offsets=args.batch,
                           lateness_seconds=lateness)
     query.start(rules)
+    first = wait_processed(query, min(args.batch, args.events), timeout=1800)
+    cpu_start = tree_cpu_seconds(os.getpid())
     progress = wait_processed(query, args.events, timeout=1800)
+    cpu = tree_cpu_seconds(os.getpid()) - cpu_start
     timed = progress[1:] or progress
     rows = sum(p["numInputRows"] for p in timed)
     ms = sum(p["durationMs"]["triggerExecution"] for p in timed)
     throughput = rows / (ms / 1000)
+    # CPU seconds of this process tree (driver, executors, Python workers) per 1,000 events
+    # after the first batch: a cost that another load on the machine hardly changes.
+    after_first = args.events - sum(p["numInputRows"] for p in first[:1])
     result["throughput"] = {"events": rows, "seconds": round(ms / 1000, 2),
                             "events_per_s": round(throughput, 1),
-                            "batches": len(timed), "batch_size": args.batch}
+                            "batches": len(timed), "batch_size": args.batch,
+                            "cpu_s_per_1000_events": round(cpu / max(after_first, 1) * 1000,
+                                                           3)}
     result["state_after_backlog"] = {"checkpoint_mib": du_mib(query.checkpoint),
                                      "rss_mib": tree_rss_mib(os.getpid())}
 

@@ -132,6 +132,11 @@ class Settings(BaseSettings):
         default=300, ge=0, description="an event whose time is more than this behind the "
         "latest event time already seen in its Kafka partition is too late for velocity rules "
         "(quarantined with reason 'late')")
+    velocity_engine: Literal["auto", "jvm", "python"] = Field(
+        default="auto", description="where the velocity query's stateful steps run: 'jvm' "
+        "(compiled processors, the built velocity jar; `python -m streaming.velocity_jar`), "
+        "'python' (the reference processors, far slower) or 'auto' (jvm when the jar is "
+        "built, else python with a warning)")
 
     @model_validator(mode="after")
     def _require_secrets_in_production(self) -> Settings:

@@ -13,7 +13,8 @@ Each pipeline runs three parts in this process (one Spark application for all it
 - **archive**: a micro-batch query (``foreachBatch(archive.process_batch)``, trigger
   ``SENTINEL_TRIGGER_INTERVAL_SECONDS``) writing bronze, quarantine and silver alerts.
 
-Checkpoints live under ``<warehouse>/_checkpoints/pipeline_<id>/{detect,archive,velocity}``; each
+Checkpoints live under ``<warehouse>/_checkpoints/pipeline_<id>/{detect,archive,velocity-jvm}``
+(``velocity`` with the Python velocity steps); each
 pipeline has its own ``stream_runs`` row. A watcher thread per pipeline polls the catalog: when
 the pipeline is paused/stopped/deleted or its schema version changed (or on SIGTERM/SIGINT) it
 stops detect, lets the fan-out write what detect emitted, lets the archive finish its batch and
@@ -127,7 +128,8 @@ class PipelineQuery:
         self.velocity = VelocityQuery(
             self.spark, pipeline, self.paths, bootstrap=settings.kafka_bootstrap_servers,
             topic_out=topic_out, trigger=self.trigger, max_offsets=self.max_offsets,
-            lateness_seconds=settings.velocity_allowed_lateness_seconds)
+            lateness_seconds=settings.velocity_allowed_lateness_seconds,
+            engine=settings.velocity_engine)
         self.rules = RuleWatcher(pipeline, self.detector, analysable(self.spark, pipeline),
                                  self.run_id, settings.rule_poll_seconds, self.velocity)
         self.detector.start(self.rules.current())

@@ -18,9 +18,14 @@ from catalog.settings import Settings
 
 
 def spark_jars(settings: Settings) -> list[str]:
-    """The jars of the local stack (Delta, Kafka connector, hadoop-aws, JDBC), sorted."""
+    """The jars of the local stack (Delta, Kafka connector, hadoop-aws, JDBC), sorted, then
+    the velocity processors' jar when it is built (``streaming.velocity_jar``)."""
+    from streaming.velocity_jar import built_jar
+
     jar_dir = Path(settings.jars_dir) / "spark"
-    return sorted(str(p) for p in jar_dir.glob("*.jar")) if jar_dir.is_dir() else []
+    jars = sorted(str(p) for p in jar_dir.glob("*.jar")) if jar_dir.is_dir() else []
+    velocity = built_jar(settings)
+    return jars + [str(velocity)] if velocity is not None else jars
 
 
 

@@ -217,15 +217,24 @@ def evaluate(events: DataFrame, active: list[Rule]) -> DataFrame:
             F.lit(None).cast("string").alias("rule_description"),
             F.lit(None).cast("int").alias("rule_version"),
         )
-    # One parsed expression for all rules (not three JVM calls per rule).
+    return explode_matched(events.withColumn("_matched", matched_ids(active)), active)
+
+
+def matched_ids(active: list[Rule]) -> Column:
+    """The ids of the rules that match a row, as an array (one parsed expression for all
+    rules, not three JVM calls per rule)."""
     cases = ", ".join(f"CASE WHEN ({r.expression}) THEN {int(r.id)} END" for r in active)
-    matched = F.expr(f"array_compact(array({cases}))")
+    return F.expr(f"array_compact(array({cases}))")
+
+
+def explode_matched(frame: DataFrame, active: list[Rule], column: str = "_matched"
+                    ) -> DataFrame:
+    """One row per (row, id in ``column``): the row's other columns + rule id and metadata."""
     meta = F.element_at(_metadata_map(active), F.col(MATCHED).cast("string"))
     return (
-        events.withColumn("_matched", matched)
-        .where(F.size("_matched") > 0)
-        .select("*", F.explode("_matched").alias(MATCHED))
-        .drop("_matched")
+        frame.where(F.size(column) > 0)
+        .select("*", F.explode(column).alias(MATCHED))
+        .drop(column)
         .select("*", *_meta_cols(meta))
     )
 

@@ -24,6 +24,7 @@ records that reached Kafka after it was saved.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -32,20 +33,36 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
+from functools import reduce
 from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
 from pyspark import StorageLevel
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.types import TimestampNTZType, TimestampType
+from pyspark.sql.types import (
+    BooleanType,
+    FloatType,
+    IntegralType,
+    NumericType,
+    TimestampNTZType,
+    TimestampType,
+)
 
+from catalog.settings import get_settings
 from streaming.alerts import alert_message
 from streaming.detect import guarded
 from streaming.kafka_io import stream_records, write_records
 from streaming.parse import KAFKA_SCHEMA, TYPED, parse_kafka, typed_struct, valid_events
 from streaming.pipeline import Paths, Pipeline
-from streaming.rules import Rule, analyse_all, evaluate, record_states
+from streaming.rules import (
+    Rule,
+    analyse_all,
+    evaluate,
+    explode_matched,
+    matched_ids,
+    record_states,
+)
 from streaming.sinks import delta
 from streaming.velocity_processors import (
     KEYLESS,
@@ -65,6 +82,10 @@ QUERY_CONF = {
     "spark.sql.streaming.stateStore.providerClass": ROCKSDB,
     # No batch without new records (the idle-key timers fire with the next records instead).
     "spark.sql.streaming.noDataMicroBatches.enabled": "false",
+    # A batch commits a changelog of the keys it changed instead of uploading RocksDB files
+    # (snapshots are uploaded in the background): the commit no longer costs a file sync and
+    # upload per stateful step and partition, the largest fixed cost of a small batch.
+    "spark.sql.streaming.stateStore.rocksdb.changelogCheckpointing.enabled": "true",
 }
 TERM_TYPES = {"count": "bigint", "sum": "double", "avg": "double"}
 
@@ -94,10 +115,97 @@ def velocity_events(parsed: DataFrame, pipeline: Pipeline, compiled: Compiled) -
         t.alias("t"), F.to_json(F.struct(*kept)).alias("vals"), keys.alias("keys"))
 
 
+def jvm_events(parsed: DataFrame, pipeline: Pipeline, compiled: Compiled) -> DataFrame:
+    """The valid events as the compiled steps take them: ``velocity_events``' columns with the
+    Kafka time in micros (``kts_us``), the kept fields as a struct ``vals`` (in
+    ``jvm_fields`` order; integers as long, other numbers as double, times in micros,
+    everything else as text, as the JSON of the Python steps reads them) and ``keys`` as a map.
+    """
+    fields = {f.name: f for f in pipeline.fields}
+    typed = F.col(TYPED)
+    kept = []
+    for name in compiled.kept:
+        spark_type = fields[name].spark_type
+        col = typed[name]
+        if isinstance(spark_type, TimestampType | TimestampNTZType):
+            col = F.unix_micros(col.cast("timestamp"))
+        elif isinstance(spark_type, IntegralType):
+            col = col.cast("long")
+        elif isinstance(spark_type, FloatType):
+            col = col.cast("string").cast("double")  # the float's shortest text, as JSON has
+        elif isinstance(spark_type, NumericType):
+            col = col.cast("double")
+        elif not isinstance(spark_type, BooleanType):
+            col = col.cast("string")
+        kept.append(col.alias(name))
+    kept.append(F.unix_micros(F.col("timestamp")).alias(KAFKA_TS))
+    keys = F.create_map(*[c for n in compiled.key_fields
+                          for c in (F.lit(n), typed[n].cast("string"))])
+    lateness = compiled.lateness_field
+    t = _micros(typed[lateness], True) if lateness else F.lit(None).cast("long")
+    return parsed.where(F.col("_valid")).select(
+        F.col("partition").alias("p"), F.col("offset").alias("o"), F.col("_event_id").alias(
+            "eid"), F.col("value").cast("string").alias("raw"),
+        F.unix_micros(F.col("timestamp")).alias("kts_us"), t.alias("t"),
+        F.struct(*kept).alias("vals"), keys.alias("keys"))
+
+
+def jvm_fields(compiled: Compiled) -> list[str]:
+    """The kept fields in the order of ``jvm_events``' ``vals``."""
+    return [*compiled.kept, KAFKA_TS]
+
+
+def jvm_evaluations(events: DataFrame, compiled: Compiled, *, lateness_seconds: float,
+                    idle_seconds: float) -> DataFrame:
+    """``evaluations`` with the compiled steps (``jvm/velocity``): the same rows, computed in
+    the JVM (no Python worker, no per-row Python calls, the logs in a compact binary form)."""
+    spark = events.sparkSession
+    steps = spark._jvm.io.sentinel.velocity.Steps  # type: ignore[union-attr]
+    step1 = DataFrame(steps.lateness(events._jdf, int(lateness_seconds * MICROS)), spark)
+    pairs = F.explode("keys")
+    keyed = step1.select("*", pairs.alias("kf", "value")).select(
+        "kf", F.coalesce("value", F.concat(F.lit(KEYLESS), "eid")).alias("kv"),
+        *[c for c in step1.columns if c != "keys"])
+    config = {
+        "fields": jvm_fields(compiled),
+        "time_fields": [*compiled.time_fields, KAFKA_TS],
+        "kafka_ts": KAFKA_TS,
+        "idle_ms": int(idle_seconds * 1000),
+        "terms": {kf: [{"column": t.column, "function": t.function, "argument": t.argument,
+                        "distinct": t.distinct, "order_by": t.order_by, "window": t.window}
+                       for t in terms] for kf, terms in compiled.terms.items()},
+    }
+    out = DataFrame(steps.entities(keyed._jdf, json.dumps(config)), spark)
+    return out.select(*[F.timestamp_micros("kts_us").alias("kts") if c == "kts_us" else c
+                        for c in out.columns])
+
+
+def resolve_engine(spark: SparkSession, engine: str) -> str:
+    """``jvm`` or ``python`` for a ``SENTINEL_VELOCITY_ENGINE`` value (``auto``: jvm when the
+    compiled steps are on the classpath)."""
+    if engine == "python":
+        return engine
+    if jvm_available(spark):
+        return "jvm"
+    if engine == "jvm":
+        raise RuntimeError("SENTINEL_VELOCITY_ENGINE=jvm but the velocity jar is not on the "
+                           "driver's classpath: build it (python -m streaming.velocity_jar) "
+                           "and start the driver again")
+    return "python"
+
+
+def jvm_available(spark: SparkSession) -> bool:
+    """Whether the compiled steps are on the driver's classpath."""
+    from py4j.java_gateway import JavaClass
+
+    steps = spark._jvm.io.sentinel.velocity.Steps  # type: ignore[union-attr]
+    return isinstance(steps, JavaClass)  # else a JavaPackage: the class is not there
+
+
 def evaluations(events: DataFrame, compiled: Compiled, *, lateness_seconds: float,
                 idle_seconds: float) -> DataFrame:
-    """The stateful part of the plan: events → evaluations and too-late events
-    (``OUTPUT_SCHEMA``)."""
+    """The stateful part of the plan with the Python processors (the reference): events →
+    evaluations and too-late events (``OUTPUT_SCHEMA``)."""
     step1 = events.withColumn("g", F.lit(0)).groupBy("g").transformWithStateInPandas(
         LatenessProcessor(int(lateness_seconds * MICROS)), LATENESS_SCHEMA, "Append", "None")
     pairs = F.explode(F.from_json("keys", "map<string, string>"))
@@ -126,16 +234,49 @@ def term_columns(compiled: Compiled, fields: dict[str, Any]) -> list[Column]:
     return cols
 
 
-def condition_frame(merged: DataFrame, pipeline: Pipeline, compiled: Compiled) -> DataFrame:
+def condition_frame(merged: DataFrame, pipeline: Pipeline, compiled: Compiled,
+                    keep: Iterable[str] = ()) -> DataFrame:
     """What a condition reads: the event's typed fields (from the record for an arrival, from
-    the kept fields for a re-evaluation), its id and Kafka coordinates, the term columns."""
+    the kept fields for a re-evaluation), its id and Kafka coordinates, the term columns
+    (then the columns of ``keep``)."""
     fields = {f.name: f for f in pipeline.fields}
     typed = typed_struct(F.coalesce("raw", "doc"), pipeline.fields)
     return merged.select(typed.alias(TYPED), "*").select(
         *[F.col(TYPED)[f.name].alias(f.name) for f in pipeline.fields],
         F.col("eid").alias("_event_id"), F.col("p").alias("_kafka_partition"),
         F.col("o").alias("_kafka_offset"), F.col("kts").alias("_kafka_timestamp"),
-        "reeval", *term_columns(compiled, fields))
+        "reeval", *term_columns(compiled, fields), *keep)
+
+
+ROW, CONDITION, HITS = "_velocity_row", "_velocity_condition", "_velocity_hits"
+
+
+def one_key_field_rules(compiled: Compiled) -> dict[str, list[Rule]]:
+    """The rules whose terms all partition by one key field, by that field."""
+    out: dict[str, list[Rule]] = {}
+    for c in compiled.rules:
+        key_fields = {t.partition_by for t in c.velocity.terms}
+        if len(key_fields) == 1:
+            out.setdefault(key_fields.pop(), []).append(c.rule)
+    return out
+
+
+def with_conditions(out: DataFrame, pipeline: Pipeline, compiled: Compiled) -> DataFrame:
+    """The stateful steps' rows with, for the rules over one key field, what their conditions
+    read (struct ``_velocity_condition``) and the ids of those that match (``_velocity_hits``,
+    evaluations of their key field only). Part of the streaming plan: analysed once when the
+    query starts, not rebuilt by the batch sink for every batch."""
+    by_field = one_key_field_rules(compiled)
+    if not by_field:
+        return out
+    carried = out.select(F.struct(*out.columns).alias(ROW), *out.columns)
+    frame = condition_frame(carried, pipeline, compiled, keep=[ROW])
+    kf, kind = F.col(f"{ROW}.kf"), F.col(f"{ROW}.kind")
+    hits = F.coalesce(*[F.when(kf == F.lit(field), matched_ids(rules))
+                        for field, rules in sorted(by_field.items())])
+    condition = [c for c in frame.columns if c != ROW]
+    return frame.select(f"{ROW}.*", F.struct(*condition).alias(CONDITION),
+                        F.when(kind == F.lit("eval"), hits).alias(HITS))
 
 
 def fetch_records(bootstrap: str, topic: str, wanted: Iterable[tuple[int, int]],
@@ -229,43 +370,76 @@ class VelocityBatch:
 
     def matches(self, out: DataFrame) -> DataFrame:
         """One row per (evaluation, matching rule): the event's typed fields (from the record
-        for an arrival, from the kept fields for a re-evaluation), terms, rule metadata."""
+        for an arrival, from the kept fields for a re-evaluation), terms, rule metadata.
+
+        A rule whose terms all partition by one key field was evaluated on that key field's
+        evaluations in the streaming plan (``with_conditions``: no shuffle, nothing to build
+        per batch); only a rule over several key fields needs an arrival's evaluations joined
+        across its key fields here."""
         pipeline, compiled = self.pipeline, self.compiled
         evals = out.where(F.col("kind") == "eval")
-        # An arrival is evaluated once per key field: join its terms; a re-evaluation is its
-        # own evaluation (one key field, one arrival of the batch).
-        group = F.when(F.col("reeval"), F.concat_ws(":", "kf", F.col("seq").cast("string"))) \
-            .otherwise(F.lit(""))
-        merged = evals.groupBy("p", "o", "eid", "reeval", group.alias("g")).agg(
-            F.first("raw", ignorenulls=True).alias("raw"),
-            F.first("kts", ignorenulls=True).alias("kts"),
-            F.first("doc", ignorenulls=True).alias("doc"),
-            F.map_from_entries(F.flatten(F.collect_list(F.map_entries("vals")))).alias("vals"))
-        return evaluate(condition_frame(merged, pipeline, compiled),
-                        [c.rule for c in compiled.rules])
+        by_field = one_key_field_rules(compiled)
+        single = {r.id for rules in by_field.values() for r in rules}
+        across = [c.rule for c in compiled.rules if c.rule.id not in single]
+        parts = []
+        if by_field:  # evaluated in the streaming plan (``with_conditions``)
+            parts.append(explode_matched(
+                evals.where(F.size(HITS) > 0).select(f"{CONDITION}.*", HITS),
+                [r for rules in by_field.values() for r in rules], column=HITS))
+        if across:
+            # An arrival is evaluated once per key field: join its terms; a re-evaluation is
+            # its own evaluation (one key field, one arrival of the batch).
+            group = F.when(F.col("reeval"),
+                           F.concat_ws(":", "kf", F.col("seq").cast("string"))
+                           ).otherwise(F.lit(""))
+            merged = evals.groupBy("p", "o", "eid", "reeval", group.alias("g")).agg(
+                F.first("raw", ignorenulls=True).alias("raw"),
+                F.first("kts", ignorenulls=True).alias("kts"),
+                F.first("doc", ignorenulls=True).alias("doc"),
+                F.map_from_entries(F.flatten(F.collect_list(F.map_entries("vals"))))
+                .alias("vals"))
+            parts.append(evaluate(condition_frame(merged, pipeline, compiled), across))
+        return reduce(DataFrame.unionByName, parts)
 
     def _alerts(self, out: DataFrame, *, again: bool) -> None:
         """Write the batch's alerts; one raised only by a re-evaluation is flagged late (and
         its event read back from Kafka)."""
         matches = self.matches(out)
-        keys = ["_rule_id", "_kafka_partition", "_kafka_offset"]
-        if again:
+        if again:  # the conditions are evaluated once; the late rows and the write read them
             matches = matches.persist()
         try:
-            arrived = matches.where(~F.col("reeval"))
-            alerts = self._messages(arrived.dropDuplicates(keys), late=False)
+            # one row per arrival and key field, and a rule reads one of them (or their
+            # join): one match per (rule, record), no deduplication
+            alerts = self._messages(matches.where(~F.col("reeval")), late=False)
             if again:
-                late_rows = (
-                    matches.where(F.col("reeval"))
-                    .join(arrived.select(*keys), keys, "left_anti")
-                    .select(*keys, "severity", "score", "rule_description", "rule_version")
-                    .dropDuplicates(keys).collect())
+                late_rows = self._late_rows(matches)
                 if late_rows:
                     alerts = alerts.unionByName(self._late_messages(late_rows))
             write_records(alerts, bootstrap=self.bootstrap, topic=self.topic_out)
         finally:
             if again:
                 matches.unpersist()
+
+    def _late_rows(self, matches: DataFrame) -> list[Any]:
+        """The matches of re-evaluations that no arrival of this batch raised (one per rule
+        and record). Both reads are small: the re-evaluations' matches, and the arrivals'
+        matches of the records they re-evaluated (a record can arrive and be re-evaluated in
+        the same batch), found by a broadcast of those records, not a shuffle of all."""
+        keys = ["_rule_id", "_kafka_partition", "_kafka_offset"]
+        found: dict[tuple[int, int, int], Any] = {}
+        for r in (matches.where(F.col("reeval"))
+                  .select(*keys, "severity", "score", "rule_description", "rule_version")
+                  .collect()):
+            found.setdefault((r[0], r[1], r[2]), r)
+        if not found:
+            return []
+        spots = self.spark.createDataFrame(sorted({(p, o) for _, p, o in found}),
+                                           "_kafka_partition int, _kafka_offset long")
+        same = matches.where(~F.col("reeval")).join(
+            F.broadcast(spots), ["_kafka_partition", "_kafka_offset"], "left_semi")
+        for r in same.select(*keys).collect():
+            found.pop((r[0], r[1], r[2]), None)
+        return list(found.values())
 
     def _messages(self, matches: DataFrame, *, late: bool) -> DataFrame:
         value = alert_message(matches, self.pipeline.fields, self.pipeline.id,
@@ -298,8 +472,11 @@ class VelocityQuery:
 
     def __init__(self, spark: SparkSession, pipeline: Pipeline, paths: Paths, *,
                  bootstrap: str, topic_out: str, trigger: float, max_offsets: int,
-                 lateness_seconds: float, idle_seconds: float | None = None) -> None:
+                 lateness_seconds: float, idle_seconds: float | None = None,
+                 engine: str | None = None) -> None:
         self.spark, self.pipeline, self.paths = spark, pipeline, paths
+        self.engine_setting = engine or get_settings().velocity_engine
+        self.engine = resolve_engine(spark, self.engine_setting)
         self.bootstrap, self.topic_out = bootstrap, topic_out
         self.trigger, self.max_offsets = trigger, max_offsets
         self.lateness_seconds = lateness_seconds
@@ -313,7 +490,10 @@ class VelocityQuery:
 
     @property
     def checkpoint(self) -> str:
-        return f"{self.paths.checkpoint}/velocity"
+        """The query's checkpoint; the engines' states differ, so each has its own (a new
+        engine starts from the earliest offsets and recomputes the same alerts)."""
+        suffix = "-jvm" if self.engine == "jvm" else ""
+        return f"{self.paths.checkpoint}/velocity{suffix}"
 
     def _compile(self, rules: list[Rule], restart: bool) -> Compiled:
         compiled = compile_rules(rules, self.pipeline.schema, self.pipeline.fields)
@@ -341,6 +521,9 @@ class VelocityQuery:
             self.query = None
             return
         self.running = {(c.rule.id, c.rule.version) for c in compiled.rules}
+        if self.engine == "python" and self.engine_setting == "auto":
+            log.warning("velocity jar not built (python -m streaming.velocity_jar): velocity "
+                        "rules run in the Python processors, far slower")
         source = stream_records(self.spark, bootstrap=self.bootstrap,
                                 topics=[self.pipeline.topic], max_offsets=self.max_offsets)
         p = self.pipeline
@@ -350,8 +533,13 @@ class VelocityQuery:
         if idle is None:
             longest = max(t.window for ts in compiled.terms.values() for t in ts) / MICROS
             idle = longest + self.lateness_seconds + 60
-        out = evaluations(velocity_events(parsed, p, compiled), compiled,
-                          lateness_seconds=self.lateness_seconds, idle_seconds=idle)
+        if self.engine == "jvm":
+            out = jvm_evaluations(jvm_events(parsed, p, compiled), compiled,
+                                  lateness_seconds=self.lateness_seconds, idle_seconds=idle)
+        else:
+            out = evaluations(velocity_events(parsed, p, compiled), compiled,
+                              lateness_seconds=self.lateness_seconds, idle_seconds=idle)
+        out = with_conditions(out, p, compiled)
         batch = VelocityBatch(self.spark, p, self.paths, compiled, bootstrap=self.bootstrap,
                               topic_out=self.topic_out)
         self.batch = batch
@@ -367,8 +555,9 @@ class VelocityQuery:
             )
         batch.query_id = str(self.query.id)
         log.info("pipeline=%s velocity query %s started with rules %s over key fields %s "
-                 "(lateness %ss, idle keys evicted after %.0f s)", p.id, self.query.id,
-                 sorted(self.running), compiled.key_fields, self.lateness_seconds, idle)
+                 "(lateness %ss, idle keys evicted after %.0f s, %s engine)", p.id,
+                 self.query.id, sorted(self.running), compiled.key_fields,
+                 self.lateness_seconds, idle, self.engine)
 
     def start(self, rules: list[Rule]) -> None:
         with self._lock:

@@ -63,6 +63,15 @@ ensure_jars() {
   ok "kafka: $(count_jars "$JARS_DIR/kafka") jars, $(du -sh "$JARS_DIR/kafka" | cut -f1)"
 }
 
+# Step 2a: the velocity query's compiled stateful processors (jvm/velocity, Java), compiled
+# with javac against pyspark's jars into $SENTINEL_HOME/jars/sentinel/velocity-<hash>.jar
+# (streaming/velocity_jar.py; skipped when the jar of these sources exists). Before the class
+# archive: the archive is per jar set.
+ensure_velocity_jar() {
+  need_cmd javac openjdk-17-jdk-headless
+  "$PY" -m streaming.velocity_jar || die "the velocity jar did not build (see above)"
+}
+
 # Step 2b: the Spark driver's class-data archive (streaming/class_archive.py), built once per
 # JDK and jar set (~1 min) into $SENTINEL_HOME/cds; drivers map it and start faster. Failing to
 # build it only warns: drivers then start without it.

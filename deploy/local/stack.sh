@@ -40,6 +40,7 @@ migrate_all() { run_migrations && ensure_admin_key; }
 start_services() {
   step "python venv" ensure_venv
   step "jvm jars" ensure_jars
+  step "velocity jar" ensure_velocity_jar
   step "spark class archive" start_class_archive
   step "postgres" postgres_all
   step "catalog migrations" migrate_all
@@ -187,6 +188,7 @@ case "${1:-}" in
   jars)
     step "python venv" ensure_venv
     step "jvm jars" ensure_jars
+    step "velocity jar" ensure_velocity_jar
     step "spark class archive" ensure_class_archive
     ;;
   superset-provision) step "superset provisioning" provision_superset ;;

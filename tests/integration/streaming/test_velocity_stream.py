@@ -122,13 +122,23 @@ def postgres_alerts(pipeline_id: int) -> list[Any]:
             "where pipeline_id = %s", (pipeline_id,)).all()
 
 
-def velocity_committed(warehouse, pipeline_id: int, kit) -> int:
+def velocity_committed(warehouse, pipeline_id: int, kit, engine: str) -> int:
+    name = "velocity-jvm" if engine == "jvm" else "velocity"
     return kit.committed_offsets(kit.local_checkpoint(
-        warehouse / "_checkpoints" / f"pipeline_{pipeline_id}" / "velocity"))
+        warehouse / "_checkpoints" / f"pipeline_{pipeline_id}" / name))
 
 
+@pytest.fixture(scope="module")
+def velocity_jar() -> None:
+    """The compiled steps, built as ``make jars`` builds them (the job's driver loads them)."""
+    from streaming.velocity_jar import build
+
+    assert build(quiet=True) is not None, "the JVM engine needs a JDK (javac) to build its jar"
+
+
+@pytest.mark.parametrize("engine", ["jvm", "python"])
 def test_velocity_stream_equals_oracle(make_pipeline, job_factory, spark_reader, kit,
-                                       tmp_path):
+                                       tmp_path, velocity_jar, engine):
     warehouse = tmp_path / "warehouse"
     tp = make_pipeline([kit.RuleSpec(R1.format(3), "warning", 30.0, None),
                         kit.RuleSpec(R2, "critical", 80.0, None)])
@@ -144,24 +154,28 @@ def test_velocity_stream_equals_oracle(make_pipeline, job_factory, spark_reader,
     produce(tp.topic, phase1, kit.BOOTSTRAP)
     job = job_factory(tp.id, {"SENTINEL_WAREHOUSE": str(warehouse),
                               "SENTINEL_VELOCITY_ALLOWED_LATENESS_SECONDS": str(LATENESS),
-                              "SENTINEL_RULE_POLL_SECONDS": "1"})
+                              "SENTINEL_RULE_POLL_SECONDS": "1",
+                              "SENTINEL_VELOCITY_ENGINE": engine})
     log = tmp_path / f"job-{tp.id}.log"
 
     def this_run() -> str:
         return log.read_text().split("===== start")[-1]
+
+    def committed() -> int:
+        return velocity_committed(warehouse, tp.id, kit, engine)
 
     # Killed mid-stream: after its first velocity batch, while the backlog is still read.
     job.start(max_offsets=15)
     kit.wait_for(lambda: "velocity batch=" in this_run(), 900, "first velocity batch", job)
     time.sleep(random.Random(tp.id).uniform(0.0, 3.0))
     job.kill()
-    assert velocity_committed(warehouse, tp.id, kit) < len(stream.records), "killed too late"
+    assert committed() < len(stream.records), "killed too late"
 
     phase2 = stream.phase(max(stream.clock) + timedelta(seconds=5), 30)
     produce(tp.topic, phase2, kit.BOOTSTRAP)
     job.start(max_offsets=40)
     before_edit = len(stream.records)
-    kit.wait_for(lambda: velocity_committed(warehouse, tp.id, kit) == before_edit, 900,
+    kit.wait_for(lambda: committed() == before_edit, 900,
                  "velocity catch-up after the restart", job)
 
     # Rule 1 edited: a new version, judging what arrives from now on.
@@ -174,7 +188,7 @@ def test_velocity_stream_equals_oracle(make_pipeline, job_factory, spark_reader,
     kit.wait_for(lambda: "velocity query restarted" in this_run(), 600, "velocity restart", job)
     phase3 = stream.phase(max(stream.clock) + timedelta(seconds=5), 25)
     produce(tp.topic, phase3, kit.BOOTSTRAP)
-    kit.wait_for(lambda: velocity_committed(warehouse, tp.id, kit) == len(stream.records), 900,
+    kit.wait_for(lambda: committed() == len(stream.records), 900,
                  "velocity catch-up after the edit", job)
 
     # The oracle: rule 2 over everything; rule 1 in version 1 over what arrived before the

@@ -1,0 +1,381 @@
+package io.sentinel.velocity;
+
+import java.io.ByteArrayInputStream;
+import java.io.ByteArrayOutputStream;
+import java.io.DataInputStream;
+import java.io.DataOutputStream;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+
+/**
+ * The recent accepted events of one entity (key field, key value), in arrival order: the same
+ * logic as {@code streaming/velocity_state.py} (KeyLog), which is its reference.
+ *
+ * <p>An arriving event is evaluated with the events that arrived before it (its window: time
+ * within W before it, earlier in the order (time, partition, offset)); every earlier arrival
+ * whose window it joins is evaluated again. A repeated event id is ignored. {@code keyless}:
+ * the key is NULL, every term is NULL and the log only remembers ids.
+ */
+public final class KeyLog {
+  /** One evaluation: the terms' values for {@code entry} after an arrival. */
+  public static final class Evaluation {
+    public final Entry entry;
+    public final Double[] values;
+    public final boolean reevaluated;
+    public final int sequence;
+
+    Evaluation(Entry entry, Double[] values, boolean reevaluated, int sequence) {
+      this.entry = entry;
+      this.values = values;
+      this.reevaluated = reevaluated;
+      this.sequence = sequence;
+    }
+  }
+
+  public final List<Entry> entries;
+  private final Set<String> ids;
+  private final boolean keyless;
+
+  public KeyLog(List<Entry> entries, boolean keyless) {
+    this.entries = new ArrayList<>(entries);
+    this.ids = new HashSet<>();
+    for (Entry e : this.entries) {
+      ids.add(e.eventId);
+    }
+    this.keyless = keyless;
+  }
+
+  /** The terms' values for {@code target} among the events arrived so far (null: no window). */
+  public Double[] values(Term[] terms, Entry target) {
+    Double[] out = new Double[terms.length];
+    for (int i = 0; i < terms.length; i++) {
+      out[i] = aggregate(terms[i], target);
+    }
+    return out;
+  }
+
+  private Double aggregate(Term term, Entry target) {
+    Long own = target.time(term.orderBy);
+    if (keyless || own == null) {
+      return null;
+    }
+    long ownT = own;
+    long low = ownT - term.window;
+    boolean star = term.argument < 0;
+    long count = 0;
+    // sum as Python does: exact over integers, left to right over doubles
+    long longSum = 0;
+    double doubleSum = 0;
+    boolean anyDouble = false;
+    Object best = null;
+    Set<Object> distinct = term.distinct ? new HashSet<>() : null;
+    int n = entries.size();
+    for (int i = -1; i < n; i++) {
+      Entry m;
+      if (i < 0) {
+        m = target;
+      } else {
+        m = entries.get(i);
+        if (m == target) {
+          continue;
+        }
+        Long o = m.time(term.orderBy);
+        if (o == null || o < low || Entry.compare(o, m, ownT, target) >= 0) {
+          continue;
+        }
+      }
+      if (star) {
+        count++;
+        continue;
+      }
+      Object v = m.values[term.argument];
+      if (v == null) {
+        continue;
+      }
+      count++;
+      switch (term.function) {
+        case "count":
+          if (distinct != null) {
+            distinct.add(v);
+          }
+          break;
+        case "sum":
+        case "avg":
+          if (v instanceof Long && !anyDouble) {
+            longSum += (Long) v;
+          } else {
+            if (!anyDouble) {
+              anyDouble = true;
+              doubleSum = longSum;
+            }
+            doubleSum += number(v);
+          }
+          break;
+        case "min":
+          if (best == null || compareValues(v, best) < 0) {
+            best = v;
+          }
+          break;
+        case "max":
+          if (best == null || compareValues(v, best) > 0) {
+            best = v;
+          }
+          break;
+        default:
+          throw new IllegalArgumentException("unknown window function " + term.function);
+      }
+    }
+    if (star) {
+      return (double) count;
+    }
+    switch (term.function) {
+      case "count":
+        return (double) (distinct != null ? distinct.size() : count);
+      case "sum":
+        return count == 0 ? null : (anyDouble ? doubleSum : (double) longSum);
+      case "avg":
+        return count == 0 ? null : (anyDouble ? doubleSum : (double) longSum) / count;
+      default:
+        return best == null ? null : number(best);
+    }
+  }
+
+  static double number(Object v) {
+    if (v instanceof Boolean) {
+      return ((Boolean) v) ? 1.0 : 0.0;
+    }
+    return ((Number) v).doubleValue();
+  }
+
+  @SuppressWarnings("unchecked")
+  private static int compareValues(Object a, Object b) {
+    if (a instanceof Long && b instanceof Long) {
+      return Long.compare((Long) a, (Long) b);
+    }
+    if (a instanceof Number && b instanceof Number) {
+      return Double.compare(((Number) a).doubleValue(), ((Number) b).doubleValue());
+    }
+    return ((Comparable<Object>) a).compareTo(b);
+  }
+
+  /** Whether {@code fresh} falls in {@code old}'s window for some term. */
+  private static boolean joins(Term[] terms, Entry fresh, Entry old) {
+    for (Term term : terms) {
+      Long n = fresh.time(term.orderBy);
+      Long o = old.time(term.orderBy);
+      if (n != null && o != null && o - term.window <= n
+          && Entry.compare(n, fresh, o, old) < 0) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  /** Adds {@code arrivals} (in arrival order); returns each new event's evaluation, then the
+   * re-evaluations of the earlier arrivals it joined. */
+  public List<Evaluation> arrive(Term[] terms, List<Entry> arrivals, int firstSequence) {
+    List<Evaluation> out = new ArrayList<>();
+    int seq = firstSequence;
+    for (Entry entry : arrivals) {
+      if (!ids.add(entry.eventId)) {
+        continue;
+      }
+      int before = entries.size();
+      entries.add(entry);
+      out.add(new Evaluation(entry, values(terms, entry), false, seq));
+      if (!keyless) {
+        for (int i = 0; i < before; i++) {
+          Entry old = entries.get(i);
+          if (joins(terms, entry, old)) {
+            out.add(new Evaluation(old, values(terms, old), true, seq));
+          }
+        }
+      }
+      seq++;
+    }
+    return out;
+  }
+
+  /** Forgets the events no future accepted event can have in its window (every term time
+   * below horizon minus that term's window); an event without any time is kept. */
+  public void prune(Term[] terms, Long horizon) {
+    if (horizon == null || terms.length == 0) {
+      return;
+    }
+    List<Entry> kept = new ArrayList<>(entries.size());
+    for (Entry e : entries) {
+      boolean allNull = true;
+      boolean recent = false;
+      for (Term t : terms) {
+        Long time = e.time(t.orderBy);
+        if (time != null) {
+          allNull = false;
+          if (time >= horizon - t.window) {
+            recent = true;
+          }
+        }
+      }
+      if (allNull || recent) {
+        kept.add(e);
+      }
+    }
+    if (kept.size() != entries.size()) {
+      entries.clear();
+      entries.addAll(kept);
+      ids.clear();
+      for (Entry e : entries) {
+        ids.add(e.eventId);
+      }
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Stored form: a version, the names of the kept fields, then per event its partition,
+  // offset, id and tagged values. Decoding maps stored names onto the current fields (a field
+  // no longer kept is dropped, a new one is NULL for the stored events).
+
+  private static final byte VERSION = 1;
+  private static final byte NULL = 0;
+  private static final byte LONG = 1;
+  private static final byte DOUBLE = 2;
+  private static final byte STRING = 3;
+  private static final byte TRUE = 4;
+  private static final byte FALSE = 5;
+
+  /** The log with its entity's last-seen and timer times (milliseconds). */
+  public byte[] encode(String[] fields, long seen, long timer) {
+    try {
+      ByteArrayOutputStream bytes = new ByteArrayOutputStream(64 + 48 * entries.size());
+      DataOutputStream out = new DataOutputStream(bytes);
+      out.writeByte(VERSION);
+      out.writeLong(seen);
+      out.writeLong(timer);
+      out.writeShort(fields.length);
+      for (String f : fields) {
+        writeString(out, f);
+      }
+      out.writeInt(entries.size());
+      for (Entry e : entries) {
+        out.writeInt(e.partition);
+        out.writeLong(e.offset);
+        writeString(out, e.eventId);
+        for (Object v : e.values) {
+          writeValue(out, v);
+        }
+      }
+      out.flush();
+      return bytes.toByteArray();
+    } catch (IOException exc) {
+      throw new UncheckedIOException(exc);
+    }
+  }
+
+  /** A stored log: its entries (on {@code fields}), seen and timer. */
+  public static final class Stored {
+    public final List<Entry> entries;
+    public final long seen;
+    public final long timer;
+
+    Stored(List<Entry> entries, long seen, long timer) {
+      this.entries = entries;
+      this.seen = seen;
+      this.timer = timer;
+    }
+  }
+
+  public static Stored decode(byte[] data, String[] fields) {
+    try {
+      DataInputStream in = new DataInputStream(new ByteArrayInputStream(data));
+      byte version = in.readByte();
+      if (version != VERSION) {
+        throw new IllegalStateException("unknown velocity log version " + version);
+      }
+      long seen = in.readLong();
+      long timer = in.readLong();
+      int stored = in.readShort();
+      Map<String, Integer> index = new HashMap<>();
+      for (int i = 0; i < fields.length; i++) {
+        index.put(fields[i], i);
+      }
+      int[] target = new int[stored];
+      for (int i = 0; i < stored; i++) {
+        Integer at = index.get(readString(in));
+        target[i] = at == null ? -1 : at;
+      }
+      int n = in.readInt();
+      List<Entry> entries = new ArrayList<>(n);
+      for (int i = 0; i < n; i++) {
+        int p = in.readInt();
+        long o = in.readLong();
+        String id = readString(in);
+        Object[] values = new Object[fields.length];
+        for (int j = 0; j < stored; j++) {
+          Object v = readValue(in);
+          if (target[j] >= 0) {
+            values[target[j]] = v;
+          }
+        }
+        entries.add(new Entry(p, o, id, values));
+      }
+      return new Stored(entries, seen, timer);
+    } catch (IOException exc) {
+      throw new UncheckedIOException(exc);
+    }
+  }
+
+  private static void writeString(DataOutputStream out, String s) throws IOException {
+    byte[] b = s.getBytes(StandardCharsets.UTF_8);
+    out.writeInt(b.length);
+    out.write(b);
+  }
+
+  private static String readString(DataInputStream in) throws IOException {
+    byte[] b = new byte[in.readInt()];
+    in.readFully(b);
+    return new String(b, StandardCharsets.UTF_8);
+  }
+
+  private static void writeValue(DataOutputStream out, Object v) throws IOException {
+    if (v == null) {
+      out.writeByte(NULL);
+    } else if (v instanceof Long) {
+      out.writeByte(LONG);
+      out.writeLong((Long) v);
+    } else if (v instanceof Double) {
+      out.writeByte(DOUBLE);
+      out.writeDouble((Double) v);
+    } else if (v instanceof Boolean) {
+      out.writeByte(((Boolean) v) ? TRUE : FALSE);
+    } else {
+      out.writeByte(STRING);
+      writeString(out, v.toString());
+    }
+  }
+
+  private static Object readValue(DataInputStream in) throws IOException {
+    byte tag = in.readByte();
+    switch (tag) {
+      case NULL:
+        return null;
+      case LONG:
+        return in.readLong();
+      case DOUBLE:
+        return in.readDouble();
+      case TRUE:
+        return Boolean.TRUE;
+      case FALSE:
+        return Boolean.FALSE;
+      case STRING:
+        return readString(in);
+      default:
+        throw new IllegalStateException("unknown velocity value tag " + tag);
+    }
+  }
+}

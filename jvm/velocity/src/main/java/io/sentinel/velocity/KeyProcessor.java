@@ -1,0 +1,220 @@
+package io.sentinel.velocity;
+
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.time.Instant;
+import java.time.ZoneOffset;
+import java.time.format.DateTimeFormatter;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.Comparator;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import org.apache.spark.sql.Encoders;
+import org.apache.spark.sql.Row;
+import org.apache.spark.sql.RowFactory;
+import org.apache.spark.sql.streaming.ExpiredTimerInfo;
+import org.apache.spark.sql.streaming.OutputMode;
+import org.apache.spark.sql.streaming.StatefulProcessor;
+import org.apache.spark.sql.streaming.TTLConfig;
+import org.apache.spark.sql.streaming.TimeMode;
+import org.apache.spark.sql.streaming.TimerValues;
+import org.apache.spark.sql.streaming.ValueState;
+import org.apache.spark.sql.types.StructType;
+import scala.collection.Iterator;
+import scala.jdk.javaapi.CollectionConverters;
+
+/**
+ * The per-entity step, grouped by (key field, key value): the entity's {@link KeyLog} in one
+ * binary value. A batch's arrivals are added in (time, partition, offset) order; each
+ * evaluation (own or re-evaluation) becomes an output row with the terms' values; too-late
+ * events pass through ({@code kind='late'}) without touching the state. A processing-time timer
+ * evicts an entity idle for {@code idleMs}.
+ */
+public final class KeyProcessor extends StatefulProcessor<String, Row, Row> {
+  private static final long serialVersionUID = 1L;
+  /** The rows this step emits (as streaming/velocity_processors.py, times in microseconds). */
+  public static final StructType OUTPUT = StructType.fromDDL(
+      "kind string, reeval boolean, seq int, kf string, p int, o long, eid string, raw string, "
+          + "kts_us long, doc string, vals map<string, double>");
+  static final String KEYLESS = "\u0000";
+  private static final DateTimeFormatter ISO =
+      DateTimeFormatter.ofPattern("yyyy-MM-dd'T'HH:mm:ss.SSSSSS'Z'").withZone(ZoneOffset.UTC);
+  private static final ObjectMapper JSON = new ObjectMapper();
+
+  private final Map<String, Term[]> terms;
+  private final String[] fields;
+  private final Set<Integer> timeFields;
+  private final int kafkaTs;
+  private final long idleMs;
+  private transient ValueState<byte[]> log;
+
+  public KeyProcessor(Map<String, Term[]> terms, String[] fields, Set<Integer> timeFields,
+                      int kafkaTs, long idleMs) {
+    this.terms = new HashMap<>(terms);
+    this.fields = fields;
+    this.timeFields = new HashSet<>(timeFields);
+    this.kafkaTs = kafkaTs;
+    this.idleMs = idleMs;
+  }
+
+  /** The terms per key field. */
+  Map<String, Term[]> terms() {
+    return terms;
+  }
+
+  @Override
+  public void init(OutputMode outputMode, TimeMode timeMode) {
+    log = getHandle().getValueState("log", Encoders.BINARY(), TTLConfig.NONE());
+  }
+
+  /** A kept value as the log holds it: Long, Double, String, Boolean or null. */
+  static Object normalise(Object v) {
+    if (v == null || v instanceof Long || v instanceof Double || v instanceof String
+        || v instanceof Boolean) {
+      return v;
+    }
+    if (v instanceof Float) {
+      return Double.parseDouble(v.toString());
+    }
+    if (v instanceof Integer || v instanceof Short || v instanceof Byte) {
+      return ((Number) v).longValue();
+    }
+    if (v instanceof Number) {
+      return ((Number) v).doubleValue();
+    }
+    return v.toString();
+  }
+
+  static String iso(long micros) {
+    Instant at = Instant.ofEpochSecond(Math.floorDiv(micros, 1_000_000L),
+        Math.floorMod(micros, 1_000_000L) * 1000L);
+    return ISO.format(at);
+  }
+
+  /** The kept fields as a JSON event (what the condition of a re-evaluation reads). */
+  String doc(Entry e) {
+    Map<String, Object> out = new LinkedHashMap<>();
+    for (int i = 0; i < fields.length; i++) {
+      Object v = e.values[i];
+      if (i == kafkaTs || v == null) {
+        continue;
+      }
+      out.put(fields[i], timeFields.contains(i) ? iso((Long) v) : v);
+    }
+    try {
+      return JSON.writeValueAsString(out);
+    } catch (JsonProcessingException exc) {
+      throw new IllegalStateException(exc);
+    }
+  }
+
+  @Override
+  public Iterator<Row> handleInputRows(String key, Iterator<Row> rows, TimerValues timers) {
+    List<Row> batch = new ArrayList<>();
+    while (rows.hasNext()) {
+      batch.add(rows.next());
+    }
+    if (batch.isEmpty()) {
+      return CollectionConverters.asScala(Collections.<Row>emptyIterator());
+    }
+    Row first = batch.get(0);
+    int iKf = first.fieldIndex("kf");
+    int iKv = first.fieldIndex("kv");
+    int iP = first.fieldIndex("p");
+    int iO = first.fieldIndex("o");
+    int iEid = first.fieldIndex("eid");
+    int iRaw = first.fieldIndex("raw");
+    int iKts = first.fieldIndex("kts_us");
+    int iT = first.fieldIndex("t");
+    int iVals = first.fieldIndex("vals");
+    int iLate = first.fieldIndex("late");
+    int iHorizon = first.fieldIndex("horizon");
+    String keyField = first.getString(iKf);
+    String keyValue = first.getString(iKv);
+    // In time order (then partition, offset), events without a time first: any fixed order
+    // gives the same alerts for conditions that grow with the window, and this one
+    // re-evaluates only the events that really came out of order across batches.
+    batch.sort(Comparator.<Row>comparingInt(r -> r.isNullAt(iT) ? 0 : 1)
+        .thenComparingLong(r -> r.isNullAt(iT) ? 0L : r.getLong(iT))
+        .thenComparingInt(r -> r.getInt(iP))
+        .thenComparingLong(r -> r.getLong(iO)));
+    List<Row> out = new ArrayList<>();
+    List<Entry> arrivals = new ArrayList<>();
+    Map<Entry, Row> own = new HashMap<>();
+    Long horizon = null;
+    for (Row r : batch) {
+      if (r.getBoolean(iLate)) {
+        out.add(RowFactory.create("late", false, 0, keyField, r.getInt(iP), r.getLong(iO),
+            r.getString(iEid), r.getString(iRaw), r.isNullAt(iKts) ? null : r.getLong(iKts),
+            null, null));
+        continue;
+      }
+      Row vals = r.getStruct(iVals);
+      Object[] values = new Object[fields.length];
+      for (int i = 0; i < fields.length; i++) {
+        values[i] = normalise(vals.get(i));
+      }
+      Entry entry = new Entry(r.getInt(iP), r.getLong(iO), r.getString(iEid), values);
+      arrivals.add(entry);
+      own.put(entry, r);
+      if (!r.isNullAt(iHorizon)) {
+        long h = r.getLong(iHorizon);
+        horizon = horizon == null ? h : Math.max(horizon, h);
+      }
+    }
+    if (arrivals.isEmpty()) {
+      return CollectionConverters.asScala(out.iterator());
+    }
+    Term[] keyTerms = terms.getOrDefault(keyField, new Term[0]);
+    KeyLog.Stored stored = log.exists() ? KeyLog.decode(log.get(), fields) : null;
+    KeyLog keyLog = new KeyLog(stored == null ? List.of() : stored.entries,
+        keyValue == null || keyValue.startsWith(KEYLESS));
+    for (KeyLog.Evaluation ev : keyLog.arrive(keyTerms, arrivals, 0)) {
+      Entry e = ev.entry;
+      Row mine = ev.reevaluated ? null : own.get(e);
+      Map<String, Double> vals = new HashMap<>();
+      for (int i = 0; i < keyTerms.length; i++) {
+        vals.put(keyTerms[i].column, ev.values[i]);
+      }
+      Long kts = mine != null ? (mine.isNullAt(iKts) ? null : mine.getLong(iKts))
+          : (Long) e.values[kafkaTs];
+      out.add(RowFactory.create("eval", ev.reevaluated, ev.sequence, keyField, e.partition,
+          e.offset, e.eventId, mine == null ? null : mine.getString(iRaw), kts,
+          ev.reevaluated ? doc(e) : null, CollectionConverters.asScala(vals)));
+    }
+    keyLog.prune(keyTerms, horizon);
+    long now = timers.getCurrentProcessingTimeInMs();
+    long timer;
+    if (stored == null) {
+      timer = now + idleMs;
+      getHandle().registerTimer(timer);
+    } else {
+      timer = stored.timer;
+    }
+    log.update(keyLog.encode(fields, now, timer));
+    return CollectionConverters.asScala(out.iterator());
+  }
+
+  @Override
+  public Iterator<Row> handleExpiredTimer(String key, TimerValues timers, ExpiredTimerInfo info) {
+    if (log.exists()) {
+      byte[] data = log.get();
+      KeyLog.Stored stored = KeyLog.decode(data, fields);
+      long now = timers.getCurrentProcessingTimeInMs();
+      if (now - stored.seen >= idleMs) {
+        log.clear();
+      } else {
+        long timer = stored.seen + idleMs;
+        getHandle().registerTimer(timer);
+        KeyLog keyLog = new KeyLog(stored.entries, false);
+        log.update(keyLog.encode(fields, stored.seen, timer));
+      }
+    }
+    return CollectionConverters.asScala(Collections.<Row>emptyIterator());
+  }
+}
