@@ -15,13 +15,12 @@ from pathlib import Path
 import pyspark
 
 from catalog.settings import Settings
+from streaming.velocity_jar import built_jar
 
 
 def spark_jars(settings: Settings) -> list[str]:
     """The jars of the local stack (Delta, Kafka connector, hadoop-aws, JDBC), sorted, then
     the velocity processors' jar when it is built (``streaming.velocity_jar``)."""
-    from streaming.velocity_jar import built_jar
-
     jar_dir = Path(settings.jars_dir) / "spark"
     jars = sorted(str(p) for p in jar_dir.glob("*.jar")) if jar_dir.is_dir() else []
     velocity = built_jar(settings)
