@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -83,3 +84,15 @@ return Array.from(document.querySelectorAll('[data-test="dashboard-component-cha
     error: !!h.querySelector('.ant-alert-error, [data-test="error-message"]'),
   }));
 """
+
+
+def settled_charts(driver, at_least: int, timeout: float = 240) -> None:
+    """Wait until the open dashboard shows ``at_least`` charts and each has drawn, failed or
+    shown no results (or ``timeout`` passed), then for the ECharts animations."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state = driver.execute_script(CHART_STATE_JS)
+        if len(state) >= at_least and all(s["drawn"] or s["error"] or s["empty"] for s in state):
+            break
+        time.sleep(2)
+    time.sleep(3)

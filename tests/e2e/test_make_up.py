@@ -23,7 +23,6 @@ import os
 import re
 import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +31,13 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.browser import CHART_STATE_JS, artifact, headless_chromium, superset_login
+from tests.browser import (
+    CHART_STATE_JS,
+    artifact,
+    headless_chromium,
+    settled_charts,
+    superset_login,
+)
 from tests.support import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.first_run, pytest.mark.timeout(3000)]
@@ -129,13 +134,7 @@ def test_fraud_overview_fills_after_the_first_build_without_a_manual_step(
     with headless_chromium(1600, 2200) as driver:
         login(driver)
         driver.get(f"{SUPERSET}/superset/dashboard/fraud-overview/?standalone=0")
-        deadline, state = time.monotonic() + 240, []
-        while time.monotonic() < deadline:
-            state = driver.execute_script(CHART_STATE_JS)
-            if len(state) >= 6 and all(s["drawn"] or s["error"] or s["empty"] for s in state):
-                break
-            time.sleep(2)
-        time.sleep(3)  # the ECharts animations
+        settled_charts(driver, at_least=6)
         driver.save_screenshot(str(artifact("make-up-fraud-overview.png")))
         state = driver.execute_script(CHART_STATE_JS)
     assert len(state) >= 6, state

@@ -46,7 +46,13 @@ from sqlalchemy import insert
 from catalog.api_keys import authenticate, hash_key
 from catalog.db import get_engine
 from catalog.tables import api_keys
-from tests.browser import CHART_STATE_JS, artifact, headless_chromium, superset_login
+from tests.browser import (
+    CHART_STATE_JS,
+    artifact,
+    headless_chromium,
+    settled_charts,
+    superset_login,
+)
 from tests.integration.streaming.conftest import TEST_JAVA_OPTIONS, JobProcess
 from tests.integration.superset.conftest import HOME, ROOT, Provisioned, provision
 from tests.integration.superset.test_superset import FRAUD_CHARTS, MARTS, chart_rows
@@ -160,13 +166,7 @@ def fraud_overview(provisioned: Provisioned, shot: str) -> list[dict]:
     with headless_chromium(1600, 2200) as driver:
         login(driver, provisioned)
         driver.get(f"{url}/superset/dashboard/fraud-overview/?standalone=0")
-        deadline, state = time.monotonic() + 240, []
-        while time.monotonic() < deadline:
-            state = driver.execute_script(CHART_STATE_JS)
-            if len(state) >= 6 and all(s["drawn"] or s["error"] or s["empty"] for s in state):
-                break
-            time.sleep(2)
-        time.sleep(3)  # the ECharts animations
+        settled_charts(driver, at_least=6)
         driver.save_screenshot(str(artifact(shot)))
         artifact(shot.replace(".png", ".html")).write_text(driver.page_source)
         return list(driver.execute_script(CHART_STATE_JS))
