@@ -26,14 +26,17 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from sqlalchemy import func, select
-
-from bench.common import create_topic, drop_pipelines, make_pipeline
+from bench.common import (
+    archived_events,
+    create_topic,
+    drop_pipelines,
+    make_pipeline,
+    postgres_alerts,
+    topic_records,
+)
 from bench.latency import start_stream, stop_stream
 from bench.throughput import SCHEMA, rule_expression
-from catalog.db import get_engine
 from catalog.settings import get_settings
-from catalog.tables import fraud_alerts, stream_runs
 from streaming.detect import Detector, alerts_topic
 from streaming.pipeline import Paths, load_pipeline
 from streaming.producer import generate_events, send
@@ -105,28 +108,13 @@ def whole_stream(pid: int, workdir: Path, events: int, alerts: int, timeout: flo
     pipeline = load_pipeline(pid)
     out = alerts_topic(settings.alerts_topic_prefix, pipeline.topic)
 
-    def archived() -> int:
-        with get_engine().connect() as conn:
-            return int(conn.execute(select(func.coalesce(func.sum(stream_runs.c.input_rows), 0))
-                                    .where(stream_runs.c.pipeline_id == pid)).scalar_one())
-
-    def in_postgres() -> int:
-        with get_engine().connect() as conn:
-            return int(conn.execute(select(func.count()).select_from(fraud_alerts)
-                                    .where(fraud_alerts.c.pipeline_id == pid)).scalar_one())
-
-    def on_topic() -> int:
-        try:
-            return total(end_offsets(settings.kafka_bootstrap_servers, out))
-        except Exception:  # not created yet
-            return 0
-
     job = start_stream(pid, workdir, None)
     started = time.monotonic()
     try:
         result = {}
-        for name, count, until in (("detect", on_topic, alerts), ("fan-out", in_postgres, alerts),
-                                   ("archive", archived, events)):
+        for name, count, until in (("detect", lambda: topic_records(out), alerts),
+                                   ("fan-out", lambda: postgres_alerts(pid), alerts),
+                                   ("archive", lambda: archived_events(pid), events)):
             n, first, last = wait_stable(count, settle=0, timeout=timeout, until=until)
             result[name] = {"count": n, "seconds": round(last - started, 1),
                             "first_to_last_seconds": round(last - first, 1)}

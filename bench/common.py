@@ -12,11 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from kafka.admin import KafkaAdminClient, NewTopic
-from sqlalchemy import delete, insert
+from sqlalchemy import delete, func, insert, select
 
 from catalog.db import get_engine
 from catalog.settings import get_settings
-from catalog.tables import pipelines, rules
+from catalog.tables import fraud_alerts, pipelines, rules, stream_runs
+from streaming.topics import end_offsets
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -49,6 +50,28 @@ def make_pipeline(topic: str, schema: Sequence[dict], expressions: Sequence[str]
 def drop_pipelines(ids: Sequence[int]) -> None:
     with get_engine().begin() as conn:
         conn.execute(delete(pipelines).where(pipelines.c.id.in_(list(ids))))
+
+
+def archived_events(pipeline_id: int) -> int:
+    """Events the pipeline's archive has committed (its ``stream_runs`` rows)."""
+    with get_engine().connect() as conn:
+        return int(conn.execute(select(func.coalesce(func.sum(stream_runs.c.input_rows), 0))
+                                .where(stream_runs.c.pipeline_id == pipeline_id)).scalar_one())
+
+
+def postgres_alerts(pipeline_id: int) -> int:
+    """Alert rows the fan-out has written to Postgres for the pipeline."""
+    with get_engine().connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(fraud_alerts)
+                                .where(fraud_alerts.c.pipeline_id == pipeline_id)).scalar_one())
+
+
+def topic_records(topic: str) -> int:
+    """Records written to ``topic`` so far (its end offsets summed; 0 before it exists)."""
+    try:
+        return sum(end_offsets(get_settings().kafka_bootstrap_servers, topic).values())
+    except Exception:  # not created yet
+        return 0
 
 
 def percentiles(values: Sequence[float]) -> dict[str, float]:

@@ -27,12 +27,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from kafka import KafkaProducer
-from sqlalchemy import func, select
 
-from bench.common import ROOT, create_topic, drop_pipelines, make_pipeline, percentiles
-from catalog.db import get_engine
+from bench.common import (
+    ROOT,
+    archived_events,
+    create_topic,
+    drop_pipelines,
+    make_pipeline,
+    percentiles,
+)
 from catalog.settings import get_settings
-from catalog.tables import stream_runs
 
 SCHEMA = [
     {"name": "transaction_id", "type": "string", "nullable": False},
@@ -134,10 +138,7 @@ def wait_rows(pipeline_id: int, rows: int, job: subprocess.Popen, timeout: float
     while time.monotonic() < deadline:
         if job.poll() is not None:
             raise SystemExit(f"the streaming job exited with {job.returncode}; see its log")
-        with get_engine().connect() as conn:
-            done = conn.execute(select(func.coalesce(func.sum(stream_runs.c.input_rows), 0))
-                                .where(stream_runs.c.pipeline_id == pipeline_id)).scalar_one()
-        if done >= rows:
+        if archived_events(pipeline_id) >= rows:
             return
         time.sleep(1)
     raise SystemExit(f"the stream read fewer than {rows} events in {timeout:.0f}s")

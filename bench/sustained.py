@@ -34,18 +34,23 @@ from pathlib import Path
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
-from sqlalchemy import func, select
 
-from bench.common import create_topic, drop_pipelines, make_pipeline, percentiles, save
+from bench.common import (
+    archived_events,
+    create_topic,
+    drop_pipelines,
+    make_pipeline,
+    percentiles,
+    postgres_alerts,
+    save,
+    topic_records,
+)
 from bench.idle import tree_cpu_seconds
 from bench.latency import sent_ms, start_stream, start_watcher, stop_stream
 from bench.throughput import SCHEMA, rule_expression
-from catalog.db import get_engine
 from catalog.settings import get_settings
-from catalog.tables import fraud_alerts, stream_runs
 from streaming.detect import alerts_topic
 from streaming.session import build_session
-from streaming.topics import end_offsets
 
 PARTITIONS = 3
 USERS = 5000  # user_id = value % USERS; rule i matches user_id = 37 i + 1 (1 % at 50 rules)
@@ -98,26 +103,9 @@ def run_rate(spark: SparkSession, rate: int, seconds: float, n_rules: int, drain
     workdir = Path(tempfile.mkdtemp(prefix="sentinel-bench-sustained-"))
     seen_file = workdir / "seen.json"
 
-    def produced() -> int:
-        return sum(end_offsets(settings.kafka_bootstrap_servers, topic).values())
-
-    def on_topic() -> int:
-        try:
-            return sum(end_offsets(settings.kafka_bootstrap_servers, out).values())
-        except Exception:  # not created yet
-            return 0
-
-    def db_counts() -> tuple[int, int]:
-        with get_engine().connect() as conn:
-            archived = conn.execute(select(func.coalesce(func.sum(stream_runs.c.input_rows), 0))
-                                    .where(stream_runs.c.pipeline_id == pid)).scalar_one()
-            rows = conn.execute(select(func.count()).select_from(fraud_alerts)
-                                .where(fraud_alerts.c.pipeline_id == pid)).scalar_one()
-        return int(archived), int(rows)
-
     def sample(t0: float, job_pid: int) -> dict:
-        p, a = produced(), on_topic()
-        archived, pg = db_counts()
+        p, a = topic_records(topic), topic_records(out)
+        archived, pg = archived_events(pid), postgres_alerts(pid)
         # Events detect is behind: the alerts still owed, at 1 alert per USERS/len(users) events.
         owed = max(0, expected_alerts(warm, users) + expected_alerts(p - warm, users) - a)
         return {"t": round(time.monotonic() - t0, 1), "produced": p, "alerts_topic": a,
@@ -134,12 +122,12 @@ def run_rate(spark: SparkSession, rate: int, seconds: float, n_rules: int, drain
         # Warm-up: the stream's JVM and first batches, at a trickle.
         load = load_query(spark, topic, 50, tag + "w")
         deadline = time.monotonic() + 600
-        while db_counts()[0] == 0 or on_topic() == 0:
+        while archived_events(pid) == 0 or topic_records(out) == 0:
             if job.poll() is not None or time.monotonic() > deadline:
                 raise SystemExit(f"the stream did not start: {workdir}/job.log")
             time.sleep(2)
         load.stop()
-        warm = produced()  # the warm-up's values restart at 0 in the loaded query
+        warm = topic_records(topic)  # the warm-up's values restart at 0 in the loaded query
         print(f"rate {rate}/s: pipeline {pid}, logs in {workdir}; loading for {seconds:.0f} s",
               flush=True)
         load = load_query(spark, topic, rate, tag)
@@ -153,7 +141,7 @@ def run_rate(spark: SparkSession, rate: int, seconds: float, n_rules: int, drain
                 raise SystemExit(f"the stream exited with {job.returncode}: {workdir}/job.log")
         load.stop()
         stopped = time.monotonic()
-        final = produced()
+        final = topic_records(topic)
         want_alerts = expected_alerts(warm, users) + expected_alerts(final - warm, users)
         drained: dict[str, float | None] = {"detect": None, "fan-out": None, "archive": None}
         while time.monotonic() - stopped < drain and None in drained.values():
@@ -188,7 +176,7 @@ def run_rate(spark: SparkSession, rate: int, seconds: float, n_rules: int, drain
                for sink in ("redis", "postgres")}
     cpu = (loaded[-1]["cpu_s"] - loaded[0]["cpu_s"]) / max(loaded[-1]["t"] - loaded[0]["t"], 1)
     return {"rate": rate, "achieved_rate": round(achieved), "events": final,
-            "alerts_expected": want_alerts, "postgres_rows": db_counts()[1],
+            "alerts_expected": want_alerts, "postgres_rows": postgres_alerts(pid),
             "max_lag": {p: max(s["lag"][p] for s in loaded) for p in bounded},
             "end_lag": loaded[-1]["lag"], "drain_seconds": drained, "bounded": bounded,
             "latency_ms": latency, "stream_cores": round(cpu, 2),
