@@ -90,7 +90,8 @@ def _together(rules: Sequence[Rule]) -> Rule:
     """One check that evaluates every rule on every row (the common case after a start: a
     stream's rules checked at once, then one by one only when that fails or runs over)."""
     cases = ", ".join(f"CASE WHEN ({r.expression}) THEN 1 END" for r in rules)
-    return Rule(0, f"size(array_compact(array({cases}))) > 0", "info", None,
+    return Rule(0, f"size(array_except(array({cases}), array(CAST(NULL AS INT)))) > 0",
+                "info", None,
                 f"{len(rules)} rules together", 0)
 
 

@@ -206,7 +206,8 @@ def evaluate(events: DataFrame, active: list[Rule]) -> DataFrame:
     """One row per (event, matching rule): the event's columns + rule id and metadata.
 
     A single projection builds the array of matching rule ids per row
-    (``array_compact(array(CASE WHEN <rule> THEN <id> END, ...))``), then explodes it.
+    (``array_except(array(CASE WHEN <rule> THEN <id> END, ...), array(NULL))``), then
+    explodes it.
     """
     if not active:
         return events.limit(0).select(
@@ -222,18 +223,27 @@ def evaluate(events: DataFrame, active: list[Rule]) -> DataFrame:
 
 def matched_ids(active: list[Rule]) -> Column:
     """The ids of the rules that match a row, as an array (one parsed expression for all
-    rules, not three JVM calls per rule)."""
+    rules, not three JVM calls per rule).
+
+    The non-matches (NULL) are removed with ``array_except`` rather than ``array_compact``:
+    Spark rewrites the latter to a lambda ``filter``, which has no generated code and turns
+    the whole projection, all rules included, back to interpreted evaluation (1.3-1.4x
+    slower with 50 rules). Rule ids are distinct, so ``array_except``'s de-duplication
+    changes nothing."""
     cases = ", ".join(f"CASE WHEN ({r.expression}) THEN {int(r.id)} END" for r in active)
-    return F.expr(f"array_compact(array({cases}))")
+    return F.expr(f"array_except(array({cases}), array(CAST(NULL AS INT)))")
 
 
 def explode_matched(frame: DataFrame, active: list[Rule], column: str = "_matched"
                     ) -> DataFrame:
-    """One row per (row, id in ``column``): the row's other columns + rule id and metadata."""
+    """One row per (row, id in ``column``): the row's other columns + rule id and metadata.
+
+    ``explode_outer`` then a not-null filter, because for a plain ``explode`` Spark infers a
+    ``size(column) > 0`` filter below it, which evaluates every rule a second time."""
     meta = F.element_at(_metadata_map(active), F.col(MATCHED).cast("string"))
     return (
-        frame.where(F.size(column) > 0)
-        .select("*", F.explode(column).alias(MATCHED))
+        frame.select("*", F.explode_outer(column).alias(MATCHED))
+        .where(F.col(MATCHED).isNotNull())
         .drop(column)
         .select("*", *_meta_cols(meta))
     )
