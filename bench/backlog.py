@@ -1,12 +1,14 @@
 """The engine draining a backlog as streams: detect alone, then the whole stream process.
 
     .venv/bin/python -m bench.backlog --events 1000000 --rules 50
+    .venv/bin/python -m bench.backlog --topic bench-backlog-<id>   # again, on the same backlog
 
 One topic (3 partitions) is filled once with ``--events`` generated events (1 % malformed);
 the pipeline has ``--rules`` rules, ``bench.throughput``'s (each one OR-ed predicate).
 * **detect** — the detect query alone (``streaming.detect.Detector``, real-time mode, in this
   process's Spark application, one slot per partition): events/s = events / the time from its
-  start until the alerts topic stops growing (its last alert), and the first-to-last-alert time;
+  start until the alerts topic stops growing (its last alert), the first-to-last-alert time and
+  the pace from 10 to 90 % of the alerts (without the start and the JIT's first compilations);
 * **stream** — ``python -m streaming.job`` as Dagster starts it, on a second pipeline over the
   same topic: detect, the fan-out into Postgres and Redis, and the archive (bronze, quarantine,
   silver). Reported per path: the detect path's alerts (alerts topic) and the fan-out's
@@ -51,24 +53,39 @@ def total(offsets: dict[int, int]) -> int:
     return sum(offsets.values())
 
 
+Samples = list[tuple[float, int]]
+
+
 def wait_stable(count: Callable[[], int], *, settle: float, timeout: float,
-                until: int | None = None) -> tuple[int, float, float]:
+                until: int | None = None) -> tuple[int, float, float, Samples]:
     """Poll ``count`` until it reaches ``until`` (or, without one, stops growing for ``settle``
-    seconds); returns (the count, when it first grew, when it last grew) (monotonic)."""
+    seconds); returns (the count, when it first grew, when it last grew, every (time, count)
+    polled) (monotonic)."""
     last, grew = count(), time.monotonic()
     first = grew if last else None
+    samples: Samples = [(grew, last)]
     deadline = grew + timeout
     while time.monotonic() < deadline:
         time.sleep(0.25)
         now = count()
+        samples.append((time.monotonic(), now))
         if now != last:
             last, grew = now, time.monotonic()
             first = first or grew
         if first is not None and until is not None and last >= until:
-            return last, first, grew
+            return last, first, grew, samples
         if first is not None and until is None and time.monotonic() - grew >= settle:
-            return last, first, grew
+            return last, first, grew, samples
     raise SystemExit(f"timed out at {last} (wanted {until})")
+
+
+def steady_rate(samples: Samples, final: int, events: int) -> float:
+    """Events/s while the count went from 10 % to 90 % of ``final``: the drain's pace once the
+    query is running and its code compiled, without its start or its tail (the count, alerts
+    or archived events, grows in proportion to the events the path has taken)."""
+    t10 = next(t for t, n in samples if n >= 0.1 * final)
+    t90 = next(t for t, n in samples if n >= 0.9 * final)
+    return 0.8 * events / max(t90 - t10, 1e-9)
 
 
 def pipeline_on(topic: str, n_rules: int) -> int:
@@ -92,14 +109,14 @@ def detect_alone(pid: int, topic: str, workdir: Path, timeout: float) -> dict:
     started = time.monotonic()
     detector.start(rules)
     try:
-        alerts, first, last = wait_stable(
+        alerts, first, last, samples = wait_stable(
             lambda: total(end_offsets(settings.kafka_bootstrap_servers, out)),
             settle=10.0, timeout=timeout)
     finally:
         detector.stop()
         spark.stop()
     return {"alerts": alerts, "seconds": round(last - started, 1),
-            "first_to_last_seconds": round(last - first, 1)}
+            "first_to_last_seconds": round(last - first, 1), "samples": samples}
 
 
 def whole_stream(pid: int, workdir: Path, events: int, alerts: int, timeout: float) -> dict:
@@ -115,9 +132,11 @@ def whole_stream(pid: int, workdir: Path, events: int, alerts: int, timeout: flo
         for name, count, until in (("detect", lambda: topic_records(out), alerts),
                                    ("fan-out", lambda: postgres_alerts(pid), alerts),
                                    ("archive", lambda: archived_events(pid), events)):
-            n, first, last = wait_stable(count, settle=0, timeout=timeout, until=until)
+            n, first, last, samples = wait_stable(count, settle=0, timeout=timeout,
+                                                  until=until)
             result[name] = {"count": n, "seconds": round(last - started, 1),
-                            "first_to_last_seconds": round(last - first, 1)}
+                            "first_to_last_seconds": round(last - first, 1),
+                            "steady_events_per_s": round(steady_rate(samples, n, events))}
             if job.poll() is not None:
                 raise SystemExit(f"the stream exited with {job.returncode}: {workdir}/job.log")
     finally:
@@ -131,25 +150,31 @@ def main() -> int:
     ap.add_argument("--rules", type=int, default=50)
     ap.add_argument("--timeout", type=float, default=1800)
     ap.add_argument("--json", help="write the results here")
+    ap.add_argument("--topic", help="a backlog topic an earlier run filled (printed by it), "
+                    "instead of filling a new one")
     args = ap.parse_args()
     settings = get_settings()
-    topic = f"bench-backlog-{uuid.uuid4().hex[:8]}"
-    create_topic(topic, partitions=PARTITIONS)
-    print(f"filling {topic} with {args.events:,} events ...", flush=True)
-    t0 = time.monotonic()
-    send(generate_events(SCHEMA, args.events, 3, anomaly_share=0.1, malformed_share=0.01),
-         topic, settings.kafka_bootstrap_servers)
+    topic = args.topic or f"bench-backlog-{uuid.uuid4().hex[:8]}"
+    if not args.topic:
+        create_topic(topic, partitions=PARTITIONS)
+        print(f"filling {topic} with {args.events:,} events ...", flush=True)
+        t0 = time.monotonic()
+        send(generate_events(SCHEMA, args.events, 3, anomaly_share=0.1, malformed_share=0.01),
+             topic, settings.kafka_bootstrap_servers)
+        print(f"  filled in {time.monotonic() - t0:.0f} s", flush=True)
     n = total(end_offsets(settings.kafka_bootstrap_servers, topic))
-    print(f"  {n:,} events in {time.monotonic() - t0:.0f} s", flush=True)
+    print(f"{topic}: {n:,} events", flush=True)
     workdir = Path(tempfile.mkdtemp(prefix="sentinel-bench-backlog-"))
     pid = pipeline_on(topic, args.rules)
     try:
         detect = detect_alone(pid, topic, workdir / "detect", args.timeout)
     finally:
         drop_pipelines([pid])
+    detect["steady_events_per_s"] = round(steady_rate(detect.pop("samples"), detect["alerts"], n))
     print(f"detect alone: {detect['alerts']:,} alerts, {n:,} events in {detect['seconds']} s"
           f" = {n / detect['seconds']:,.0f} events/s from its start (first to last alert "
-          f"{detect['first_to_last_seconds']} s)", flush=True)
+          f"{detect['first_to_last_seconds']} s; {detect['steady_events_per_s']:,} events/s "
+          f"from 10 to 90 % of the alerts)", flush=True)
     pid = pipeline_on(topic, args.rules)
     (workdir / "stream").mkdir(parents=True)
     try:
@@ -159,7 +184,8 @@ def main() -> int:
     for path, r in stream.items():
         print(f"stream, {path}: {r['count']:,} in {r['seconds']} s = "
               f"{n / r['seconds']:,.0f} events/s from the process's start (first to last "
-              f"{r['first_to_last_seconds']} s)", flush=True)
+              f"{r['first_to_last_seconds']} s; {r['steady_events_per_s']:,} events/s from 10 "
+              f"to 90 %)", flush=True)
     results = {"events": n, "rules": args.rules, "detect_alone": detect, "stream": stream,
                "workdir": str(workdir)}
     if args.json:

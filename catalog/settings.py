@@ -67,9 +67,9 @@ class Settings(BaseSettings):
         "silver alerts): how fresh the lake is; alerts reach Postgres and Redis through the "
         "detect path regardless. Each batch has a fixed cost of a few CPU seconds")
     max_offsets_per_trigger: int = Field(
-        default=1_000_000, ge=1, description="the most Kafka records one archive (or velocity) "
+        default=2_000_000, ge=1, description="the most Kafka records one archive (or velocity) "
         "micro-batch takes: with the 60 s trigger it caps what the archive sustains at this / "
-        "60 events/s (200,000 held it to 3,300/s)")
+        "60 events/s (33,000/s; 200,000 held it to 3,300/s). It bounds a backlog's batches")
     detect_checkpoint_seconds: float = Field(
         default=30.0, gt=0, description="the detect query's real-time batch length: how often "
         "it checkpoints its Kafka offsets (records are processed as they arrive)")
