@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,6 +46,10 @@ class BatchContext:
     run_id: int | None = None
     last: dict[str, Any] = field(default_factory=dict)
     small_batch_rows: int = 0  # below this many rows (last batch) a batch runs in one task
+    # Records ever written to the events topic (the sum of its end offsets), when known: how
+    # many arrived since the previous batch started bounds the size of this one.
+    topic_end: Callable[[], int] | None = None
+    last_topic_end: int | None = None
 
     @property
     def fields(self) -> list[Field]:
@@ -97,15 +102,35 @@ class _Phases:
         return ",".join(f"{k}:{v}" for k, v in self.spent.items())
 
 
-def is_small(ctx: BatchContext) -> bool:
+def is_small(ctx: BatchContext, arrived: int | None = None) -> bool:
     """Whether this batch runs small: in one task, its writes one after another.
 
     At a steady trickle or a few thousand events/s a batch is small, and what matters is that
     the archive leaves the cores to the detect path (alert latency), not how fast it finishes
-    within its trigger interval. Judged on the previous batch (the first one runs wide): a
-    backlog's batches are large and run on every slot.
+    within its trigger interval. Judged on the previous batch (the first one runs wide) and,
+    when known, on the records that ``arrived`` on the topic since the previous batch started
+    (a burst after a trickle would otherwise run its first batch of a million records in one
+    task): a backlog's batches are large and run on every slot.
     """
-    return bool(ctx.last) and int(ctx.last.get("rows", 0)) < ctx.small_batch_rows
+    return (bool(ctx.last) and int(ctx.last.get("rows", 0)) < ctx.small_batch_rows
+            and (arrived is None or arrived < ctx.small_batch_rows))
+
+
+def _arrived(ctx: BatchContext) -> int | None:
+    """Records that reached the events topic since the previous batch started (None when not
+    known; a broker that cannot answer makes the batch run wide, it does not fail it)."""
+    if ctx.topic_end is None:
+        return None
+    previous = ctx.last_topic_end
+    try:
+        ctx.last_topic_end = ctx.topic_end()
+    except Exception as exc:  # a sizing hint, never a reason to fail a batch
+        log.warning("pipeline=%s: topic end offsets unknown (%s); batch runs wide",
+                    ctx.pipeline.id, exc)
+        ctx.last_topic_end = None
+        return ctx.small_batch_rows
+    # No earlier figure (the first batch, or the previous call failed): not known to be small.
+    return ctx.small_batch_rows if previous is None else ctx.last_topic_end - previous
 
 
 def _archive(ctx: BatchContext, parsed: DataFrame, alerts: DataFrame, *, batch_id: int,
@@ -158,7 +183,7 @@ def process_batch(df: DataFrame, batch_id: int, *, ctx: BatchContext) -> dict[st
 def _process_batch(df: DataFrame, batch_id: int, *, ctx: BatchContext) -> dict[str, Any]:
     started, t = time.monotonic(), _Phases()
     p = ctx.pipeline
-    small = is_small(ctx)
+    small = is_small(ctx, _arrived(ctx))
     if small:
         df = df.coalesce(1)
     parsed = parse_kafka(

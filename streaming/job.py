@@ -42,7 +42,7 @@ from streaming.pipeline import Paths, Pipeline, load_pipeline
 from streaming.rule_watcher import RuleWatcher
 from streaming.session import build_session, local_slots
 from streaming.sinks.redis_sink import RedisAlertSink
-from streaming.topics import ensure_topic, partitions
+from streaming.topics import end_offsets, ensure_topic, partitions
 from streaming.velocity import VelocityQuery
 from streaming.watcher import StopController
 
@@ -111,8 +111,10 @@ class PipelineQuery:
         ensure_topic(settings.kafka_bootstrap_servers, topic_out,
                      partitions=partitions(settings.kafka_bootstrap_servers, pipeline.topic),
                      replication=settings.kafka_replication_factor)
+        bootstrap = settings.kafka_bootstrap_servers
         ctx = BatchContext(pipeline, self.paths, topic_out, run_id=self.run_id,
-                           small_batch_rows=settings.archive_small_batch_rows)
+                           small_batch_rows=settings.archive_small_batch_rows,
+                           topic_end=lambda: sum(end_offsets(bootstrap, pipeline.topic).values()))
         ensure_tables(self.spark, ctx)
 
         redis_sink = RedisAlertSink.from_url(settings.redis_dsn,

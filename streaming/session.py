@@ -42,6 +42,7 @@ def spark_conf(
         "spark.ui.showConsoleProgress": "false",
         "spark.sql.session.timeZone": "UTC",
         "spark.driver.extraJavaOptions": java_opts,
+        "spark.driver.memory": settings.spark_driver_memory,
         "spark.sql.streaming.stopGracefullyOnShutdown": "true",
         "spark.sql.adaptive.enabled": "false",
         # A rule such as `amount / qty > 5` must yield NULL (no match) on qty = 0, not fail

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from pydantic import ValidationError
 
 from catalog.rules.field_types import FieldSpec, value_problem
 from catalog.settings import Settings
@@ -90,6 +91,11 @@ def test_spark_conf_s3a_and_defaults(tmp_path):
     assert local["spark.sql.session.timeZone"] == "UTC"
     assert local["spark.sql.extensions"] == "io.delta.sql.DeltaSparkSessionExtension"
     assert not any(k.startswith("spark.hadoop.fs.s3a") for k in local)
+    assert local["spark.driver.memory"] == "3g"
+    assert spark_conf(Settings(home=tmp_path, spark_driver_memory="6g"))["spark.driver.memory"] \
+        == "6g"
+    with pytest.raises(ValidationError):
+        Settings(home=tmp_path, spark_driver_memory="lots")
     s3 = spark_conf(Settings(home=tmp_path, s3_endpoint="http://127.0.0.1:9000",
                              s3_access_key_id="k", s3_secret_access_key="s"))
     assert s3["spark.hadoop.fs.s3a.endpoint"] == "http://127.0.0.1:9000"
