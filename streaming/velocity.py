@@ -119,7 +119,9 @@ def jvm_events(parsed: DataFrame, pipeline: Pipeline, compiled: Compiled) -> Dat
     """The valid events as the compiled steps take them: ``velocity_events``' columns with the
     Kafka time in micros (``kts_us``), the kept fields as a struct ``vals`` (in
     ``jvm_fields`` order; integers as long, other numbers as double, times in micros,
-    everything else as text, as the JSON of the Python steps reads them) and ``keys`` as a map.
+    everything else as text, as the JSON of the Python steps reads them), ``keys`` as a map
+    and the typed record ``rec`` (carried to the event's evaluations: the conditions and the
+    alert read it instead of parsing ``raw`` again).
     """
     fields = {f.name: f for f in pipeline.fields}
     typed = F.col(TYPED)
@@ -147,7 +149,7 @@ def jvm_events(parsed: DataFrame, pipeline: Pipeline, compiled: Compiled) -> Dat
         F.col("partition").alias("p"), F.col("offset").alias("o"), F.col("_event_id").alias(
             "eid"), F.col("value").cast("string").alias("raw"),
         F.unix_micros(F.col("timestamp")).alias("kts_us"), t.alias("t"),
-        F.struct(*kept).alias("vals"), keys.alias("keys"))
+        F.struct(*kept).alias("vals"), keys.alias("keys"), typed.alias("rec"))
 
 
 def jvm_fields(compiled: Compiled) -> list[str]:
@@ -234,13 +236,41 @@ def term_columns(compiled: Compiled, fields: dict[str, Any]) -> list[Column]:
     return cols
 
 
+def kept_record(pipeline: Pipeline, compiled: Compiled) -> Column:
+    """A re-evaluated event's typed record rebuilt from its kept fields (column ``kept``, the
+    compiled steps' form of them, see ``jvm_events``); the fields not kept are NULL (no
+    condition reads them)."""
+    kept, cols = F.col("kept"), []
+    for f in pipeline.fields:
+        if f.name not in compiled.kept:
+            cols.append(F.lit(None).cast(f.spark_type).alias(f.name))
+            continue
+        value = kept[f.name]
+        if isinstance(f.spark_type, TimestampType):
+            value = F.timestamp_micros(value)
+        elif isinstance(f.spark_type, TimestampNTZType):
+            value = F.timestamp_micros(value).cast(f.spark_type)
+        elif not isinstance(f.spark_type, BooleanType):
+            value = value.cast(f.spark_type)
+        cols.append(value.alias(f.name))
+    return F.struct(*cols)
+
+
+def typed_record(frame: DataFrame, pipeline: Pipeline, compiled: Compiled) -> Column:
+    """The typed record of each evaluation: the compiled steps carry it (``rec`` for an
+    arrival, ``kept`` for a re-evaluation); the Python steps' rows carry the text, parsed
+    here (``raw`` for an arrival, ``doc`` for a re-evaluation)."""
+    if "rec" in frame.columns:
+        return F.coalesce(F.col("rec"), kept_record(pipeline, compiled))
+    return typed_struct(F.coalesce("raw", "doc"), pipeline.fields)
+
+
 def condition_frame(merged: DataFrame, pipeline: Pipeline, compiled: Compiled,
                     keep: Iterable[str] = ()) -> DataFrame:
-    """What a condition reads: the event's typed fields (from the record for an arrival, from
-    the kept fields for a re-evaluation), its id and Kafka coordinates, the term columns
-    (then the columns of ``keep``)."""
+    """What a condition reads: the event's typed fields (``typed_record``), its id and Kafka
+    coordinates, the term columns (then the columns of ``keep``)."""
     fields = {f.name: f for f in pipeline.fields}
-    typed = typed_struct(F.coalesce("raw", "doc"), pipeline.fields)
+    typed = typed_record(merged, pipeline, compiled)
     return merged.select(typed.alias(TYPED), "*").select(
         *[F.col(TYPED)[f.name].alias(f.name) for f in pipeline.fields],
         F.col("eid").alias("_event_id"), F.col("p").alias("_kafka_partition"),
@@ -392,10 +422,10 @@ class VelocityBatch:
             group = F.when(F.col("reeval"),
                            F.concat_ws(":", "kf", F.col("seq").cast("string"))
                            ).otherwise(F.lit(""))
+            carried = [c for c in ("raw", "doc", "rec", "kept") if c in evals.columns]
             merged = evals.groupBy("p", "o", "eid", "reeval", group.alias("g")).agg(
-                F.first("raw", ignorenulls=True).alias("raw"),
+                *[F.first(c, ignorenulls=True).alias(c) for c in carried],
                 F.first("kts", ignorenulls=True).alias("kts"),
-                F.first("doc", ignorenulls=True).alias("doc"),
                 F.map_from_entries(F.flatten(F.collect_list(F.map_entries("vals"))))
                 .alias("vals"))
             parts.append(evaluate(condition_frame(merged, pipeline, compiled), across))
