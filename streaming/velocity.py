@@ -44,6 +44,7 @@ from pyspark.sql.types import (
     BooleanType,
     FloatType,
     IntegralType,
+    MapType,
     NumericType,
     TimestampNTZType,
     TimestampType,
@@ -86,6 +87,9 @@ QUERY_CONF = {
     # (snapshots are uploaded in the background): the commit no longer costs a file sync and
     # upload per stateful step and partition, the largest fixed cost of a small batch.
     "spark.sql.streaming.stateStore.rocksdb.changelogCheckpointing.enabled": "true",
+    # The batch sink keeps the batch's rows in memory for a few reads only: not worth
+    # compressing them column by column.
+    "spark.sql.inMemoryColumnarStorage.compressed": "false",
 }
 TERM_TYPES = {"count": "bigint", "sum": "double", "avg": "double"}
 
@@ -116,19 +120,33 @@ def velocity_events(parsed: DataFrame, pipeline: Pipeline, compiled: Compiled) -
 
 
 def jvm_events(parsed: DataFrame, pipeline: Pipeline, compiled: Compiled) -> DataFrame:
-    """The valid events as the compiled steps take them: ``velocity_events``' columns with the
-    Kafka time in micros (``kts_us``), the kept fields as a struct ``vals`` (in
-    ``jvm_fields`` order; integers as long, other numbers as double, times in micros,
-    everything else as text, as the JSON of the Python steps reads them), ``keys`` as a map
-    and the typed record ``rec`` (carried to the event's evaluations: the conditions and the
-    alert read it instead of parsing ``raw`` again).
+    """The valid events as the compiled lateness step takes them: Kafka coordinates, id, text
+    (``raw``), Kafka time in micros (``kts_us``), the lateness time ``t`` and the typed record
+    ``rec`` (carried to the event's evaluations: the conditions and the alert read it instead
+    of parsing ``raw`` again; ``jvm_keyed`` derives the kept fields and keys from it).
     """
-    fields = {f.name: f for f in pipeline.fields}
     typed = F.col(TYPED)
+    lateness = compiled.lateness_field
+    t = _micros(typed[lateness], True) if lateness else F.lit(None).cast("long")
+    return parsed.where(F.col("_valid")).select(
+        F.col("partition").alias("p"), F.col("offset").alias("o"), F.col("_event_id").alias(
+            "eid"), F.col("value").cast("string").alias("raw"),
+        F.unix_micros(F.col("timestamp")).alias("kts_us"), t.alias("t"), typed.alias("rec"))
+
+
+def jvm_keyed(step1: DataFrame, pipeline: Pipeline, compiled: Compiled) -> DataFrame:
+    """The lateness step's rows, one per key field (``kf``, ``kv``), with the kept fields as a
+    struct ``vals`` (in ``jvm_fields`` order; integers as long, other numbers as double, times
+    in micros, everything else as text, as the JSON of the Python steps reads them).
+
+    Derived from ``rec`` after the lateness step, not before: the fewer columns a stateful
+    step converts to Java objects and back, the cheaper."""
+    fields = {f.name: f for f in pipeline.fields}
+    rec = F.col("rec")
     kept = []
     for name in compiled.kept:
         spark_type = fields[name].spark_type
-        col = typed[name]
+        col = rec[name]
         if isinstance(spark_type, TimestampType | TimestampNTZType):
             col = F.unix_micros(col.cast("timestamp"))
         elif isinstance(spark_type, IntegralType):
@@ -140,34 +158,30 @@ def jvm_events(parsed: DataFrame, pipeline: Pipeline, compiled: Compiled) -> Dat
         elif not isinstance(spark_type, BooleanType):
             col = col.cast("string")
         kept.append(col.alias(name))
-    kept.append(F.unix_micros(F.col("timestamp")).alias(KAFKA_TS))
+    kept.append(F.col("kts_us").alias(KAFKA_TS))
     keys = F.create_map(*[c for n in compiled.key_fields
-                          for c in (F.lit(n), typed[n].cast("string"))])
-    lateness = compiled.lateness_field
-    t = _micros(typed[lateness], True) if lateness else F.lit(None).cast("long")
-    return parsed.where(F.col("_valid")).select(
-        F.col("partition").alias("p"), F.col("offset").alias("o"), F.col("_event_id").alias(
-            "eid"), F.col("value").cast("string").alias("raw"),
-        F.unix_micros(F.col("timestamp")).alias("kts_us"), t.alias("t"),
-        F.struct(*kept).alias("vals"), keys.alias("keys"), typed.alias("rec"))
+                          for c in (F.lit(n), rec[n].cast("string"))])
+    pairs = F.explode(keys)
+    return step1.select("*", F.struct(*kept).alias("vals"), pairs.alias("kf", "value")).select(
+        "kf", F.coalesce("value", F.concat(F.lit(KEYLESS), "eid")).alias("kv"),
+        *step1.columns, "vals")
 
 
 def jvm_fields(compiled: Compiled) -> list[str]:
-    """The kept fields in the order of ``jvm_events``' ``vals``."""
+    """The kept fields in the order of ``jvm_keyed``' ``vals``."""
     return [*compiled.kept, KAFKA_TS]
 
 
-def jvm_evaluations(events: DataFrame, compiled: Compiled, *, lateness_seconds: float,
-                    idle_seconds: float) -> DataFrame:
-    """``evaluations`` with the compiled steps (``jvm/velocity``): the same rows, computed in
-    the JVM (no Python worker, no per-row Python calls, the logs in a compact binary form)."""
+def jvm_evaluations(events: DataFrame, pipeline: Pipeline, compiled: Compiled, *,
+                    lateness_seconds: float, idle_seconds: float) -> DataFrame:
+    """``evaluations`` with the compiled steps (``jvm/velocity``): the same evaluations,
+    computed in the JVM (no Python worker, no per-row Python calls, the logs in a compact
+    binary form), carrying the typed record (``KeyProcessor`` in Java: ``rec``, ``kept``, and
+    ``vals`` as a struct of every term column)."""
     spark = events.sparkSession
     steps = spark._jvm.io.sentinel.velocity.Steps  # type: ignore[union-attr]
     step1 = DataFrame(steps.lateness(events._jdf, int(lateness_seconds * MICROS)), spark)
-    pairs = F.explode("keys")
-    keyed = step1.select("*", pairs.alias("kf", "value")).select(
-        "kf", F.coalesce("value", F.concat(F.lit(KEYLESS), "eid")).alias("kv"),
-        *[c for c in step1.columns if c != "keys"])
+    keyed = jvm_keyed(step1, pipeline, compiled)
     config = {
         "fields": jvm_fields(compiled),
         "time_fields": [*compiled.time_fields, KAFKA_TS],
@@ -342,6 +356,17 @@ def fetch_records(bootstrap: str, topic: str, wanted: Iterable[tuple[int, int]],
     return out
 
 
+def _merged_terms(evals: DataFrame, compiled: Compiled) -> Column:
+    """An aggregate: the term values of one arrival's evaluations (one per key field) as one
+    ``vals`` (the Python steps' map, or the compiled steps' struct of every term column,
+    each set by the evaluation of its own key field only)."""
+    if isinstance(evals.schema["vals"].dataType, MapType):
+        return F.map_from_entries(F.flatten(F.collect_list(F.map_entries("vals")))).alias(
+            "vals")
+    return F.struct(*[F.first(F.col("vals")[c], ignorenulls=True).alias(c)
+                      for c in sorted(compiled.columns)]).alias("vals")
+
+
 class VelocityBatch:
     """``foreachBatch`` of the velocity query: quarantine the too-late events, evaluate the
     conditions, write the alerts."""
@@ -426,8 +451,7 @@ class VelocityBatch:
             merged = evals.groupBy("p", "o", "eid", "reeval", group.alias("g")).agg(
                 *[F.first(c, ignorenulls=True).alias(c) for c in carried],
                 F.first("kts", ignorenulls=True).alias("kts"),
-                F.map_from_entries(F.flatten(F.collect_list(F.map_entries("vals"))))
-                .alias("vals"))
+                _merged_terms(evals, compiled))
             parts.append(evaluate(condition_frame(merged, pipeline, compiled), across))
         return reduce(DataFrame.unionByName, parts)
 
@@ -564,7 +588,7 @@ class VelocityQuery:
             longest = max(t.window for ts in compiled.terms.values() for t in ts) / MICROS
             idle = longest + self.lateness_seconds + 60
         if self.engine == "jvm":
-            out = jvm_evaluations(jvm_events(parsed, p, compiled), compiled,
+            out = jvm_evaluations(jvm_events(parsed, p, compiled), p, compiled,
                                   lateness_seconds=self.lateness_seconds, idle_seconds=idle)
         else:
             out = evaluations(velocity_events(parsed, p, compiled), compiled,
@@ -573,7 +597,7 @@ class VelocityQuery:
         batch = VelocityBatch(self.spark, p, self.paths, compiled, bootstrap=self.bootstrap,
                               topic_out=self.topic_out)
         self.batch = batch
-        # A query takes its own copy of the session's SQL conf when it starts: these two are
+        # A query takes its own copy of the session's SQL conf when it starts: these settings are
         # set for it alone (the other queries of the application are stateless).
         with _query_conf(self.spark, QUERY_CONF):
             self.query = (

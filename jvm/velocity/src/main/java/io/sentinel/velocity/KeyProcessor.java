@@ -59,24 +59,47 @@ public final class KeyProcessor extends StatefulProcessor<String, Row, Row> {
   private final Set<Integer> timeFields;
   private final int kafkaTs;
   private final long idleMs;
+  private final String[] columns;
   private transient ValueState<byte[]> log;
 
   public KeyProcessor(Map<String, Term[]> terms, String[] fields, Set<Integer> timeFields,
                       int kafkaTs, long idleMs) {
     this.terms = new HashMap<>(terms);
+    this.columns = columns(terms);
     this.fields = fields;
     this.timeFields = new HashSet<>(timeFields);
     this.kafkaTs = kafkaTs;
     this.idleMs = idleMs;
   }
 
-  /** The rows emitted for input rows of schema {@code in}: {@link #OUTPUT}, then rec and kept
-   * when the input has a column rec. */
-  static StructType output(StructType in) {
+  /** Every term column (of all key fields), sorted: the fields of {@code vals} with a typed
+   * record. */
+  private static String[] columns(Map<String, Term[]> terms) {
+    java.util.TreeSet<String> out = new java.util.TreeSet<>();
+    for (Term[] ts : terms.values()) {
+      for (Term t : ts) {
+        out.add(t.column);
+      }
+    }
+    return out.toArray(new String[0]);
+  }
+
+  /** The rows emitted for input rows of schema {@code in}: {@link #OUTPUT}; when the input has
+   * a column rec, {@code vals} is a struct of every term column (NULL where the row's key
+   * field has no such term: cheaper to emit than a map), then rec and kept. */
+  StructType output(StructType in) {
     if (!java.util.Arrays.asList(in.fieldNames()).contains("rec")) {
       return OUTPUT;
     }
-    return OUTPUT.add("rec", in.apply("rec").dataType(), true)
+    StructType vals = new StructType();
+    for (String c : columns) {
+      vals = vals.add(c, DataTypes.DoubleType, true);
+    }
+    StructType out = new StructType();
+    for (StructField f : OUTPUT.fields()) {
+      out = f.name().equals("vals") ? out.add("vals", vals, true) : out.add(f);
+    }
+    return out.add("rec", in.apply("rec").dataType(), true)
         .add("kept", in.apply("vals").dataType(), true);
   }
 
@@ -184,6 +207,11 @@ public final class KeyProcessor extends StatefulProcessor<String, Row, Row> {
     StructType valsType = (StructType) schema.apply("vals").dataType();
     int width = typed ? OUTPUT.length() + 2 : OUTPUT.length();
     String keyField = first.getString(iKf);
+    Term[] keyTerms = terms.getOrDefault(keyField, new Term[0]);
+    int[] at = new int[keyTerms.length];  // each term's field in a typed vals
+    for (int i = 0; typed && i < keyTerms.length; i++) {
+      at[i] = java.util.Arrays.binarySearch(columns, keyTerms[i].column);
+    }
     String keyValue = first.getString(iKv);
     // In time order (then partition, offset), events without a time first: any fixed order
     // gives the same alerts for conditions that grow with the window, and this one
@@ -227,7 +255,6 @@ public final class KeyProcessor extends StatefulProcessor<String, Row, Row> {
     if (arrivals.isEmpty()) {
       return CollectionConverters.asScala(out.iterator());
     }
-    Term[] keyTerms = terms.getOrDefault(keyField, new Term[0]);
     byte[] data = log.get();  // null: a new entity (one read, not exists() then get())
     KeyLog.Stored stored = data != null ? KeyLog.decode(data, fields) : null;
     KeyLog keyLog = new KeyLog(stored == null ? List.of() : stored.entries,
@@ -235,10 +262,6 @@ public final class KeyProcessor extends StatefulProcessor<String, Row, Row> {
     for (KeyLog.Evaluation ev : keyLog.arrive(keyTerms, arrivals, 0)) {
       Entry e = ev.entry;
       Row mine = ev.reevaluated ? null : own.get(e);
-      Map<String, Double> vals = new HashMap<>();
-      for (int i = 0; i < keyTerms.length; i++) {
-        vals.put(keyTerms[i].column, ev.values[i]);
-      }
       Long kts = mine != null ? (mine.isNullAt(iKts) ? null : mine.getLong(iKts))
           : (Long) e.values[kafkaTs];
       Object[] row = new Object[width];
@@ -250,11 +273,20 @@ public final class KeyProcessor extends StatefulProcessor<String, Row, Row> {
       row[5] = e.offset;
       row[6] = e.eventId;
       row[8] = kts;
-      row[10] = CollectionConverters.asScala(vals);
       if (typed) {
+        Object[] vals = new Object[columns.length];
+        for (int i = 0; i < keyTerms.length; i++) {
+          vals[at[i]] = ev.values[i];
+        }
+        row[10] = RowFactory.create(vals);
         row[11] = mine == null ? null : mine.get(iRec);
         row[12] = ev.reevaluated ? kept(e, valsType) : null;
       } else {
+        Map<String, Double> vals = new HashMap<>();
+        for (int i = 0; i < keyTerms.length; i++) {
+          vals.put(keyTerms[i].column, ev.values[i]);
+        }
+        row[10] = CollectionConverters.asScala(vals);
         row[7] = mine == null ? null : mine.getString(iRaw);
         row[9] = ev.reevaluated ? doc(e) : null;
       }

@@ -61,7 +61,7 @@ public final class Steps {
   public static Dataset<Row> entities(Dataset<Row> keyed, String config) {
     KeyProcessor processor = processor(config);
     StructType in = keyed.schema();
-    StructType out = KeyProcessor.output(in);
+    StructType out = processor.output(in);
     return keyed
         .groupBy(entityKey().as("value"))
         .as(Encoders.STRING(), Encoders.row(in))
