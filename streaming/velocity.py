@@ -44,6 +44,7 @@ from pyspark.sql.types import (
     BooleanType,
     FloatType,
     IntegralType,
+    MapType,
     NumericType,
     TimestampNTZType,
     TimestampType,
@@ -86,6 +87,9 @@ QUERY_CONF = {
     # (snapshots are uploaded in the background): the commit no longer costs a file sync and
     # upload per stateful step and partition, the largest fixed cost of a small batch.
     "spark.sql.streaming.stateStore.rocksdb.changelogCheckpointing.enabled": "true",
+    # The batch sink keeps the batch's rows in memory for a few reads only: not worth
+    # compressing them column by column.
+    "spark.sql.inMemoryColumnarStorage.compressed": "false",
 }
 TERM_TYPES = {"count": "bigint", "sum": "double", "avg": "double"}
 
@@ -116,17 +120,33 @@ def velocity_events(parsed: DataFrame, pipeline: Pipeline, compiled: Compiled) -
 
 
 def jvm_events(parsed: DataFrame, pipeline: Pipeline, compiled: Compiled) -> DataFrame:
-    """The valid events as the compiled steps take them: ``velocity_events``' columns with the
-    Kafka time in micros (``kts_us``), the kept fields as a struct ``vals`` (in
-    ``jvm_fields`` order; integers as long, other numbers as double, times in micros,
-    everything else as text, as the JSON of the Python steps reads them) and ``keys`` as a map.
+    """The valid events as the compiled lateness step takes them: Kafka coordinates, id, text
+    (``raw``), Kafka time in micros (``kts_us``), the lateness time ``t`` and the typed record
+    ``rec`` (carried to the event's evaluations: the conditions and the alert read it instead
+    of parsing ``raw`` again; ``jvm_keyed`` derives the kept fields and keys from it).
     """
-    fields = {f.name: f for f in pipeline.fields}
     typed = F.col(TYPED)
+    lateness = compiled.lateness_field
+    t = _micros(typed[lateness], True) if lateness else F.lit(None).cast("long")
+    return parsed.where(F.col("_valid")).select(
+        F.col("partition").alias("p"), F.col("offset").alias("o"), F.col("_event_id").alias(
+            "eid"), F.col("value").cast("string").alias("raw"),
+        F.unix_micros(F.col("timestamp")).alias("kts_us"), t.alias("t"), typed.alias("rec"))
+
+
+def jvm_keyed(step1: DataFrame, pipeline: Pipeline, compiled: Compiled) -> DataFrame:
+    """The lateness step's rows, one per key field (``kf``, ``kv``), with the kept fields as a
+    struct ``vals`` (in ``jvm_fields`` order; integers as long, other numbers as double, times
+    in micros, everything else as text, as the JSON of the Python steps reads them).
+
+    Derived from ``rec`` after the lateness step, not before: the fewer columns a stateful
+    step converts to Java objects and back, the cheaper."""
+    fields = {f.name: f for f in pipeline.fields}
+    rec = F.col("rec")
     kept = []
     for name in compiled.kept:
         spark_type = fields[name].spark_type
-        col = typed[name]
+        col = rec[name]
         if isinstance(spark_type, TimestampType | TimestampNTZType):
             col = F.unix_micros(col.cast("timestamp"))
         elif isinstance(spark_type, IntegralType):
@@ -138,34 +158,30 @@ def jvm_events(parsed: DataFrame, pipeline: Pipeline, compiled: Compiled) -> Dat
         elif not isinstance(spark_type, BooleanType):
             col = col.cast("string")
         kept.append(col.alias(name))
-    kept.append(F.unix_micros(F.col("timestamp")).alias(KAFKA_TS))
+    kept.append(F.col("kts_us").alias(KAFKA_TS))
     keys = F.create_map(*[c for n in compiled.key_fields
-                          for c in (F.lit(n), typed[n].cast("string"))])
-    lateness = compiled.lateness_field
-    t = _micros(typed[lateness], True) if lateness else F.lit(None).cast("long")
-    return parsed.where(F.col("_valid")).select(
-        F.col("partition").alias("p"), F.col("offset").alias("o"), F.col("_event_id").alias(
-            "eid"), F.col("value").cast("string").alias("raw"),
-        F.unix_micros(F.col("timestamp")).alias("kts_us"), t.alias("t"),
-        F.struct(*kept).alias("vals"), keys.alias("keys"))
+                          for c in (F.lit(n), rec[n].cast("string"))])
+    pairs = F.explode(keys)
+    return step1.select("*", F.struct(*kept).alias("vals"), pairs.alias("kf", "value")).select(
+        "kf", F.coalesce("value", F.concat(F.lit(KEYLESS), "eid")).alias("kv"),
+        *step1.columns, "vals")
 
 
 def jvm_fields(compiled: Compiled) -> list[str]:
-    """The kept fields in the order of ``jvm_events``' ``vals``."""
+    """The kept fields in the order of ``jvm_keyed``' ``vals``."""
     return [*compiled.kept, KAFKA_TS]
 
 
-def jvm_evaluations(events: DataFrame, compiled: Compiled, *, lateness_seconds: float,
-                    idle_seconds: float) -> DataFrame:
-    """``evaluations`` with the compiled steps (``jvm/velocity``): the same rows, computed in
-    the JVM (no Python worker, no per-row Python calls, the logs in a compact binary form)."""
+def jvm_evaluations(events: DataFrame, pipeline: Pipeline, compiled: Compiled, *,
+                    lateness_seconds: float, idle_seconds: float) -> DataFrame:
+    """``evaluations`` with the compiled steps (``jvm/velocity``): the same evaluations,
+    computed in the JVM (no Python worker, no per-row Python calls, the logs in a compact
+    binary form), carrying the typed record (``KeyProcessor`` in Java: ``rec``, ``kept``, and
+    ``vals`` as a struct of every term column)."""
     spark = events.sparkSession
     steps = spark._jvm.io.sentinel.velocity.Steps  # type: ignore[union-attr]
     step1 = DataFrame(steps.lateness(events._jdf, int(lateness_seconds * MICROS)), spark)
-    pairs = F.explode("keys")
-    keyed = step1.select("*", pairs.alias("kf", "value")).select(
-        "kf", F.coalesce("value", F.concat(F.lit(KEYLESS), "eid")).alias("kv"),
-        *[c for c in step1.columns if c != "keys"])
+    keyed = jvm_keyed(step1, pipeline, compiled)
     config = {
         "fields": jvm_fields(compiled),
         "time_fields": [*compiled.time_fields, KAFKA_TS],
@@ -234,13 +250,41 @@ def term_columns(compiled: Compiled, fields: dict[str, Any]) -> list[Column]:
     return cols
 
 
+def kept_record(pipeline: Pipeline, compiled: Compiled) -> Column:
+    """A re-evaluated event's typed record rebuilt from its kept fields (column ``kept``, the
+    compiled steps' form of them, see ``jvm_events``); the fields not kept are NULL (no
+    condition reads them)."""
+    kept, cols = F.col("kept"), []
+    for f in pipeline.fields:
+        if f.name not in compiled.kept:
+            cols.append(F.lit(None).cast(f.spark_type).alias(f.name))
+            continue
+        value = kept[f.name]
+        if isinstance(f.spark_type, TimestampType):
+            value = F.timestamp_micros(value)
+        elif isinstance(f.spark_type, TimestampNTZType):
+            value = F.timestamp_micros(value).cast(f.spark_type)
+        elif not isinstance(f.spark_type, BooleanType):
+            value = value.cast(f.spark_type)
+        cols.append(value.alias(f.name))
+    return F.struct(*cols)
+
+
+def typed_record(frame: DataFrame, pipeline: Pipeline, compiled: Compiled) -> Column:
+    """The typed record of each evaluation: the compiled steps carry it (``rec`` for an
+    arrival, ``kept`` for a re-evaluation); the Python steps' rows carry the text, parsed
+    here (``raw`` for an arrival, ``doc`` for a re-evaluation)."""
+    if "rec" in frame.columns:
+        return F.coalesce(F.col("rec"), kept_record(pipeline, compiled))
+    return typed_struct(F.coalesce("raw", "doc"), pipeline.fields)
+
+
 def condition_frame(merged: DataFrame, pipeline: Pipeline, compiled: Compiled,
                     keep: Iterable[str] = ()) -> DataFrame:
-    """What a condition reads: the event's typed fields (from the record for an arrival, from
-    the kept fields for a re-evaluation), its id and Kafka coordinates, the term columns
-    (then the columns of ``keep``)."""
+    """What a condition reads: the event's typed fields (``typed_record``), its id and Kafka
+    coordinates, the term columns (then the columns of ``keep``)."""
     fields = {f.name: f for f in pipeline.fields}
-    typed = typed_struct(F.coalesce("raw", "doc"), pipeline.fields)
+    typed = typed_record(merged, pipeline, compiled)
     return merged.select(typed.alias(TYPED), "*").select(
         *[F.col(TYPED)[f.name].alias(f.name) for f in pipeline.fields],
         F.col("eid").alias("_event_id"), F.col("p").alias("_kafka_partition"),
@@ -310,6 +354,17 @@ def fetch_records(bootstrap: str, topic: str, wanted: Iterable[tuple[int, int]],
     finally:
         consumer.close()
     return out
+
+
+def _merged_terms(evals: DataFrame, compiled: Compiled) -> Column:
+    """An aggregate: the term values of one arrival's evaluations (one per key field) as one
+    ``vals`` (the Python steps' map, or the compiled steps' struct of every term column,
+    each set by the evaluation of its own key field only)."""
+    if isinstance(evals.schema["vals"].dataType, MapType):
+        return F.map_from_entries(F.flatten(F.collect_list(F.map_entries("vals")))).alias(
+            "vals")
+    return F.struct(*[F.first(F.col("vals")[c], ignorenulls=True).alias(c)
+                      for c in sorted(compiled.columns)]).alias("vals")
 
 
 class VelocityBatch:
@@ -392,12 +447,11 @@ class VelocityBatch:
             group = F.when(F.col("reeval"),
                            F.concat_ws(":", "kf", F.col("seq").cast("string"))
                            ).otherwise(F.lit(""))
+            carried = [c for c in ("raw", "doc", "rec", "kept") if c in evals.columns]
             merged = evals.groupBy("p", "o", "eid", "reeval", group.alias("g")).agg(
-                F.first("raw", ignorenulls=True).alias("raw"),
+                *[F.first(c, ignorenulls=True).alias(c) for c in carried],
                 F.first("kts", ignorenulls=True).alias("kts"),
-                F.first("doc", ignorenulls=True).alias("doc"),
-                F.map_from_entries(F.flatten(F.collect_list(F.map_entries("vals"))))
-                .alias("vals"))
+                _merged_terms(evals, compiled))
             parts.append(evaluate(condition_frame(merged, pipeline, compiled), across))
         return reduce(DataFrame.unionByName, parts)
 
@@ -534,7 +588,7 @@ class VelocityQuery:
             longest = max(t.window for ts in compiled.terms.values() for t in ts) / MICROS
             idle = longest + self.lateness_seconds + 60
         if self.engine == "jvm":
-            out = jvm_evaluations(jvm_events(parsed, p, compiled), compiled,
+            out = jvm_evaluations(jvm_events(parsed, p, compiled), p, compiled,
                                   lateness_seconds=self.lateness_seconds, idle_seconds=idle)
         else:
             out = evaluations(velocity_events(parsed, p, compiled), compiled,
@@ -543,7 +597,7 @@ class VelocityQuery:
         batch = VelocityBatch(self.spark, p, self.paths, compiled, bootstrap=self.bootstrap,
                               topic_out=self.topic_out)
         self.batch = batch
-        # A query takes its own copy of the session's SQL conf when it starts: these two are
+        # A query takes its own copy of the session's SQL conf when it starts: these settings are
         # set for it alone (the other queries of the application are stateless).
         with _query_conf(self.spark, QUERY_CONF):
             self.query = (

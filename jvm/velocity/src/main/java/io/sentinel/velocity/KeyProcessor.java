@@ -24,6 +24,9 @@ import org.apache.spark.sql.streaming.TTLConfig;
 import org.apache.spark.sql.streaming.TimeMode;
 import org.apache.spark.sql.streaming.TimerValues;
 import org.apache.spark.sql.streaming.ValueState;
+import org.apache.spark.sql.types.DataType;
+import org.apache.spark.sql.types.DataTypes;
+import org.apache.spark.sql.types.StructField;
 import org.apache.spark.sql.types.StructType;
 import scala.collection.Iterator;
 import scala.jdk.javaapi.CollectionConverters;
@@ -34,6 +37,11 @@ import scala.jdk.javaapi.CollectionConverters;
  * evaluation (own or re-evaluation) becomes an output row with the terms' values; too-late
  * events pass through ({@code kind='late'}) without touching the state. A processing-time timer
  * evicts an entity idle for {@code idleMs}.
+ *
+ * <p>With an input column {@code rec} (the typed record) the output has two more columns
+ * ({@link #output}): {@code rec} on the event's own evaluations and {@code kept} (its kept
+ * fields, as {@code vals}) on re-evaluations; {@code raw} is then only on too-late rows and
+ * {@code doc} is NULL. Without it, arrivals carry {@code raw} and re-evaluations {@code doc}.
  */
 public final class KeyProcessor extends StatefulProcessor<String, Row, Row> {
   private static final long serialVersionUID = 1L;
@@ -51,15 +59,74 @@ public final class KeyProcessor extends StatefulProcessor<String, Row, Row> {
   private final Set<Integer> timeFields;
   private final int kafkaTs;
   private final long idleMs;
+  private final String[] columns;
   private transient ValueState<byte[]> log;
 
   public KeyProcessor(Map<String, Term[]> terms, String[] fields, Set<Integer> timeFields,
                       int kafkaTs, long idleMs) {
     this.terms = new HashMap<>(terms);
+    this.columns = columns(terms);
     this.fields = fields;
     this.timeFields = new HashSet<>(timeFields);
     this.kafkaTs = kafkaTs;
     this.idleMs = idleMs;
+  }
+
+  /** Every term column (of all key fields), sorted: the fields of {@code vals} with a typed
+   * record. */
+  private static String[] columns(Map<String, Term[]> terms) {
+    java.util.TreeSet<String> out = new java.util.TreeSet<>();
+    for (Term[] ts : terms.values()) {
+      for (Term t : ts) {
+        out.add(t.column);
+      }
+    }
+    return out.toArray(new String[0]);
+  }
+
+  /** The rows emitted for input rows of schema {@code in}: {@link #OUTPUT}; when the input has
+   * a column rec, {@code vals} is a struct of every term column (NULL where the row's key
+   * field has no such term: cheaper to emit than a map), then rec and kept. */
+  StructType output(StructType in) {
+    if (!java.util.Arrays.asList(in.fieldNames()).contains("rec")) {
+      return OUTPUT;
+    }
+    StructType vals = new StructType();
+    for (String c : columns) {
+      vals = vals.add(c, DataTypes.DoubleType, true);
+    }
+    StructType out = new StructType();
+    for (StructField f : OUTPUT.fields()) {
+      out = f.name().equals("vals") ? out.add("vals", vals, true) : out.add(f);
+    }
+    return out.add("rec", in.apply("rec").dataType(), true)
+        .add("kept", in.apply("vals").dataType(), true);
+  }
+
+  /** A re-evaluated event's kept fields as a row of {@code type} (the input's vals). */
+  static Row kept(Entry e, StructType type) {
+    StructField[] f = type.fields();
+    Object[] out = new Object[f.length];
+    for (int i = 0; i < f.length; i++) {
+      out[i] = coerce(e.values[i], f[i].dataType());
+    }
+    return RowFactory.create(out);
+  }
+
+  private static Object coerce(Object v, DataType type) {
+    if (v == null) {
+      return null;
+    }
+    if (type.equals(DataTypes.LongType)) {
+      return v instanceof Number ? ((Number) v).longValue() : null;
+    }
+    if (type.equals(DataTypes.DoubleType)) {
+      return v instanceof Number ? ((Number) v).doubleValue() : null;
+    }
+    if (type.equals(DataTypes.BooleanType)) {
+      return v instanceof Boolean ? v : null;
+    }
+    return v.toString();
   }
 
   /** The terms per key field. */
@@ -123,6 +190,7 @@ public final class KeyProcessor extends StatefulProcessor<String, Row, Row> {
       return CollectionConverters.asScala(Collections.<Row>emptyIterator());
     }
     Row first = batch.get(0);
+    StructType schema = first.schema();
     int iKf = first.fieldIndex("kf");
     int iKv = first.fieldIndex("kv");
     int iP = first.fieldIndex("p");
@@ -134,7 +202,16 @@ public final class KeyProcessor extends StatefulProcessor<String, Row, Row> {
     int iVals = first.fieldIndex("vals");
     int iLate = first.fieldIndex("late");
     int iHorizon = first.fieldIndex("horizon");
+    boolean typed = java.util.Arrays.asList(schema.fieldNames()).contains("rec");
+    int iRec = typed ? first.fieldIndex("rec") : -1;
+    StructType valsType = (StructType) schema.apply("vals").dataType();
+    int width = typed ? OUTPUT.length() + 2 : OUTPUT.length();
     String keyField = first.getString(iKf);
+    Term[] keyTerms = terms.getOrDefault(keyField, new Term[0]);
+    int[] at = new int[keyTerms.length];  // each term's field in a typed vals
+    for (int i = 0; typed && i < keyTerms.length; i++) {
+      at[i] = java.util.Arrays.binarySearch(columns, keyTerms[i].column);
+    }
     String keyValue = first.getString(iKv);
     // In time order (then partition, offset), events without a time first: any fixed order
     // gives the same alerts for conditions that grow with the window, and this one
@@ -149,9 +226,17 @@ public final class KeyProcessor extends StatefulProcessor<String, Row, Row> {
     Long horizon = null;
     for (Row r : batch) {
       if (r.getBoolean(iLate)) {
-        out.add(RowFactory.create("late", false, 0, keyField, r.getInt(iP), r.getLong(iO),
-            r.getString(iEid), r.getString(iRaw), r.isNullAt(iKts) ? null : r.getLong(iKts),
-            null, null));
+        Object[] row = new Object[width];
+        row[0] = "late";
+        row[1] = false;
+        row[2] = 0;
+        row[3] = keyField;
+        row[4] = r.getInt(iP);
+        row[5] = r.getLong(iO);
+        row[6] = r.getString(iEid);
+        row[7] = r.getString(iRaw);
+        row[8] = r.isNullAt(iKts) ? null : r.getLong(iKts);
+        out.add(RowFactory.create(row));
         continue;
       }
       Row vals = r.getStruct(iVals);
@@ -170,22 +255,42 @@ public final class KeyProcessor extends StatefulProcessor<String, Row, Row> {
     if (arrivals.isEmpty()) {
       return CollectionConverters.asScala(out.iterator());
     }
-    Term[] keyTerms = terms.getOrDefault(keyField, new Term[0]);
-    KeyLog.Stored stored = log.exists() ? KeyLog.decode(log.get(), fields) : null;
+    byte[] data = log.get();  // null: a new entity (one read, not exists() then get())
+    KeyLog.Stored stored = data != null ? KeyLog.decode(data, fields) : null;
     KeyLog keyLog = new KeyLog(stored == null ? List.of() : stored.entries,
         keyValue == null || keyValue.startsWith(KEYLESS));
     for (KeyLog.Evaluation ev : keyLog.arrive(keyTerms, arrivals, 0)) {
       Entry e = ev.entry;
       Row mine = ev.reevaluated ? null : own.get(e);
-      Map<String, Double> vals = new HashMap<>();
-      for (int i = 0; i < keyTerms.length; i++) {
-        vals.put(keyTerms[i].column, ev.values[i]);
-      }
       Long kts = mine != null ? (mine.isNullAt(iKts) ? null : mine.getLong(iKts))
           : (Long) e.values[kafkaTs];
-      out.add(RowFactory.create("eval", ev.reevaluated, ev.sequence, keyField, e.partition,
-          e.offset, e.eventId, mine == null ? null : mine.getString(iRaw), kts,
-          ev.reevaluated ? doc(e) : null, CollectionConverters.asScala(vals)));
+      Object[] row = new Object[width];
+      row[0] = "eval";
+      row[1] = ev.reevaluated;
+      row[2] = ev.sequence;
+      row[3] = keyField;
+      row[4] = e.partition;
+      row[5] = e.offset;
+      row[6] = e.eventId;
+      row[8] = kts;
+      if (typed) {
+        Object[] vals = new Object[columns.length];
+        for (int i = 0; i < keyTerms.length; i++) {
+          vals[at[i]] = ev.values[i];
+        }
+        row[10] = RowFactory.create(vals);
+        row[11] = mine == null ? null : mine.get(iRec);
+        row[12] = ev.reevaluated ? kept(e, valsType) : null;
+      } else {
+        Map<String, Double> vals = new HashMap<>();
+        for (int i = 0; i < keyTerms.length; i++) {
+          vals.put(keyTerms[i].column, ev.values[i]);
+        }
+        row[10] = CollectionConverters.asScala(vals);
+        row[7] = mine == null ? null : mine.getString(iRaw);
+        row[9] = ev.reevaluated ? doc(e) : null;
+      }
+      out.add(RowFactory.create(row));
     }
     keyLog.prune(keyTerms, horizon);
     long now = timers.getCurrentProcessingTimeInMs();

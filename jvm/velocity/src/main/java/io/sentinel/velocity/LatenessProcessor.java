@@ -18,7 +18,8 @@ import scala.jdk.javaapi.CollectionConverters;
 /**
  * The first stateful step (one group for the whole topic): each event, in (partition, offset)
  * order, gets {@code late} (too late for its partition) and the batch's {@code horizon}. The
- * state is the latest time per partition. Output: the input columns, then late, horizon.
+ * state is the latest time per partition. Output: the input columns, then late, horizon. With
+ * a typed record (column rec) the text (column raw) is kept for the too-late events only.
  */
 public final class LatenessProcessor extends StatefulProcessor<Integer, Row, Row> {
   private static final long serialVersionUID = 1L;
@@ -48,6 +49,8 @@ public final class LatenessProcessor extends StatefulProcessor<Integer, Row, Row
     int p = first.fieldIndex("p");
     int o = first.fieldIndex("o");
     int t = first.fieldIndex("t");
+    List<String> names = java.util.Arrays.asList(first.schema().fieldNames());
+    int raw = names.contains("rec") ? names.indexOf("raw") : -1;
     batch.sort(Comparator.<Row>comparingInt(r -> r.getInt(p)).thenComparingLong(r -> r.getLong(o)));
     Lateness state = Lateness.decode(maxima.exists() ? maxima.get() : null, lateness);
     boolean[] late = new boolean[batch.size()];
@@ -64,6 +67,9 @@ public final class LatenessProcessor extends StatefulProcessor<Integer, Row, Row
       Object[] values = new Object[width + 2];
       for (int j = 0; j < width; j++) {
         values[j] = r.get(j);
+      }
+      if (raw >= 0 && !late[i]) {
+        values[raw] = null;
       }
       values[width] = late[i];
       values[width + 1] = horizon;

@@ -11,10 +11,11 @@ import java.util.Iterator;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
-import org.apache.spark.api.java.function.MapFunction;
+import org.apache.spark.sql.Column;
 import org.apache.spark.sql.Dataset;
 import org.apache.spark.sql.Encoders;
 import org.apache.spark.sql.Row;
+import org.apache.spark.sql.functions;
 import org.apache.spark.sql.streaming.OutputMode;
 import org.apache.spark.sql.streaming.TimeMode;
 import org.apache.spark.sql.types.DataTypes;
@@ -25,15 +26,26 @@ public final class Steps {
   private Steps() {}
 
   /** Too late or not per event, from the latest time of its Kafka partition (one group for
-   * the topic). Needs columns p (int), o (long), t (long, nullable); adds late, horizon. */
+   * the topic). Needs columns p (int), o (long), t (long, nullable); adds late, horizon (see
+   * {@link LatenessProcessor} for raw).
+   *
+   * <p>Grouped by a column expression ({@code groupBy(...).as}), not a key function: a key
+   * function makes Spark turn every row into a Java object once more only to compute the key.
+   * The key (an int, always 0) is the one the state was first written with. */
   public static Dataset<Row> lateness(Dataset<Row> events, long latenessMicros) {
     StructType out = events.schema()
         .add("late", DataTypes.BooleanType, false)
         .add("horizon", DataTypes.LongType, true);
     return events
-        .groupByKey((MapFunction<Row, Integer>) r -> 0, Encoders.INT())
+        .groupBy(functions.lit(0).as("value"))
+        .as(Encoders.INT(), Encoders.row(events.schema()))
         .transformWithState(new LatenessProcessor(latenessMicros), TimeMode.None(),
             OutputMode.Append(), Encoders.row(out));
+  }
+
+  /** The key of an entity's group: key field, U+0001, key value (as the state holds it). */
+  static Column entityKey() {
+    return functions.concat(functions.col("kf"), functions.lit("\u0001"), functions.col("kv"));
   }
 
   /**
@@ -41,16 +53,20 @@ public final class Steps {
    * fields, in the order of the struct column {@code vals}), {@code time_fields}, {@code
    * kafka_ts} (the field with the record's Kafka time), {@code idle_ms} and {@code terms}: key
    * field → [{column, function, argument, distinct, order_by, window (microseconds)}].
+   *
+   * <p>A struct column {@code rec} (the event's typed record) is passed on to the event's own
+   * evaluations, and a re-evaluation carries its kept fields as {@code kept} (the type of
+   * {@code vals}), so the conditions never parse the event's text again.
    */
   public static Dataset<Row> entities(Dataset<Row> keyed, String config) {
     KeyProcessor processor = processor(config);
-    int kf = keyed.schema().fieldIndex("kf");
-    int kv = keyed.schema().fieldIndex("kv");
+    StructType in = keyed.schema();
+    StructType out = processor.output(in);
     return keyed
-        .groupByKey((MapFunction<Row, String>) r -> r.getString(kf) + "\u0001" + r.getString(kv),
-            Encoders.STRING())
+        .groupBy(entityKey().as("value"))
+        .as(Encoders.STRING(), Encoders.row(in))
         .transformWithState(processor, TimeMode.ProcessingTime(), OutputMode.Append(),
-            Encoders.row(KeyProcessor.OUTPUT));
+            Encoders.row(out));
   }
 
   static KeyProcessor processor(String config) {
