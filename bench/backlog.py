@@ -79,13 +79,15 @@ def wait_stable(count: Callable[[], int], *, settle: float, timeout: float,
     raise SystemExit(f"timed out at {last} (wanted {until})")
 
 
-def steady_rate(samples: Samples, final: int, events: int) -> float:
+def steady_rate(samples: Samples, final: int, events: int) -> float | None:
     """Events/s while the count went from 10 % to 90 % of ``final``: the drain's pace once the
     query is running and its code compiled, without its start or its tail (the count, alerts
     or archived events, grows in proportion to the events the path has taken)."""
     t10 = next(t for t, n in samples if n >= 0.1 * final)
     t90 = next(t for t, n in samples if n >= 0.9 * final)
-    return 0.8 * events / max(t90 - t10, 1e-9)
+    if t90 - t10 < 1.0:  # a path that took most of it in one step (an archive batch): no pace
+        return None
+    return 0.8 * events / (t90 - t10)
 
 
 def pipeline_on(topic: str, n_rules: int) -> int:
@@ -124,24 +126,29 @@ def whole_stream(pid: int, workdir: Path, events: int, alerts: int, timeout: flo
     settings = get_settings()
     pipeline = load_pipeline(pid)
     out = alerts_topic(settings.alerts_topic_prefix, pipeline.topic)
+    before = topic_records(out)  # alerts of an earlier run on the same backlog (``--topic``)
 
     job = start_stream(pid, workdir, None)
     started = time.monotonic()
     try:
         result = {}
-        for name, count, until in (("detect", lambda: topic_records(out), alerts),
+        for name, count, until in (("detect", lambda: topic_records(out) - before, alerts),
                                    ("fan-out", lambda: postgres_alerts(pid), alerts),
                                    ("archive", lambda: archived_events(pid), events)):
             n, first, last, samples = wait_stable(count, settle=0, timeout=timeout,
                                                   until=until)
             result[name] = {"count": n, "seconds": round(last - started, 1),
                             "first_to_last_seconds": round(last - first, 1),
-                            "steady_events_per_s": round(steady_rate(samples, n, events))}
+                            "steady_events_per_s": steady_rate(samples, n, events)}
             if job.poll() is not None:
                 raise SystemExit(f"the stream exited with {job.returncode}: {workdir}/job.log")
     finally:
         stop_stream(job)
     return result
+
+
+def pace(rate: float | None) -> str:
+    return "no pace (one step)" if rate is None else f"{rate:,.0f} events/s"
 
 
 def main() -> int:
@@ -170,10 +177,10 @@ def main() -> int:
         detect = detect_alone(pid, topic, workdir / "detect", args.timeout)
     finally:
         drop_pipelines([pid])
-    detect["steady_events_per_s"] = round(steady_rate(detect.pop("samples"), detect["alerts"], n))
+    detect["steady_events_per_s"] = steady_rate(detect.pop("samples"), detect["alerts"], n)
     print(f"detect alone: {detect['alerts']:,} alerts, {n:,} events in {detect['seconds']} s"
           f" = {n / detect['seconds']:,.0f} events/s from its start (first to last alert "
-          f"{detect['first_to_last_seconds']} s; {detect['steady_events_per_s']:,} events/s "
+          f"{detect['first_to_last_seconds']} s; {pace(detect['steady_events_per_s'])} "
           f"from 10 to 90 % of the alerts)", flush=True)
     pid = pipeline_on(topic, args.rules)
     (workdir / "stream").mkdir(parents=True)
@@ -184,7 +191,7 @@ def main() -> int:
     for path, r in stream.items():
         print(f"stream, {path}: {r['count']:,} in {r['seconds']} s = "
               f"{n / r['seconds']:,.0f} events/s from the process's start (first to last "
-              f"{r['first_to_last_seconds']} s; {r['steady_events_per_s']:,} events/s from 10 "
+              f"{r['first_to_last_seconds']} s; {pace(r['steady_events_per_s'])} from 10 "
               f"to 90 %)", flush=True)
     results = {"events": n, "rules": args.rules, "detect_alone": detect, "stream": stream,
                "workdir": str(workdir)}

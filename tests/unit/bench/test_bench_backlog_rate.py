@@ -15,5 +15,6 @@ def test_steady_rate_leaves_out_the_start_and_the_tail():
     assert steady_rate(samples, 1000, 10_000) == pytest.approx(0.8 * 10_000 / 8)
 
 
-def test_steady_rate_of_a_single_jump_does_not_divide_by_zero():
-    assert steady_rate([(0.0, 0), (1.0, 50)], 50, 500) > 0
+def test_a_single_jump_has_no_pace():
+    # An archive that commits the whole backlog in one batch: 10 % and 90 % at one instant.
+    assert steady_rate([(0.0, 0), (0.25, 0), (0.5, 50)], 50, 500) is None
