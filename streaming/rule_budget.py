@@ -23,7 +23,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from catalog.settings import get_settings
-from streaming.rules import MAX_ERROR, Rule
+from streaming.rules import MAX_ERROR, Rule, non_null_array_sql
 
 log = logging.getLogger(__name__)
 CANCEL_GRACE_SECONDS = 30.0
@@ -90,8 +90,7 @@ def _together(rules: Sequence[Rule]) -> Rule:
     """One check that evaluates every rule on every row (the common case after a start: a
     stream's rules checked at once, then one by one only when that fails or runs over)."""
     cases = ", ".join(f"CASE WHEN ({r.expression}) THEN 1 END" for r in rules)
-    return Rule(0, f"size(array_except(array({cases}), array(CAST(NULL AS INT)))) > 0",
-                "info", None,
+    return Rule(0, f"size({non_null_array_sql(cases)}) > 0", "info", None,
                 f"{len(rules)} rules together", 0)
 
 

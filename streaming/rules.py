@@ -231,7 +231,13 @@ def matched_ids(active: list[Rule]) -> Column:
     slower with 50 rules). Rule ids are distinct, so ``array_except``'s de-duplication
     changes nothing."""
     cases = ", ".join(f"CASE WHEN ({r.expression}) THEN {int(r.id)} END" for r in active)
-    return F.expr(f"array_except(array({cases}), array(CAST(NULL AS INT)))")
+    return F.expr(non_null_array_sql(cases))
+
+
+def non_null_array_sql(items: str) -> str:
+    """SQL of the array of the non-NULL values among ``items`` (INT expressions, comma
+    separated), in a form Spark generates code for (see ``matched_ids``)."""
+    return f"array_except(array({items}), array(CAST(NULL AS INT)))"
 
 
 def explode_matched(frame: DataFrame, active: list[Rule], column: str = "_matched"
