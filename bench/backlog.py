@@ -44,13 +44,9 @@ from streaming.pipeline import Paths, load_pipeline
 from streaming.producer import generate_events, send
 from streaming.rules import load_active_rules
 from streaming.session import build_session, local_slots
-from streaming.topics import end_offsets, ensure_topic
+from streaming.topics import ensure_topic
 
 PARTITIONS = 3
-
-
-def total(offsets: dict[int, int]) -> int:
-    return sum(offsets.values())
 
 
 Samples = list[tuple[float, int]]
@@ -112,7 +108,7 @@ def detect_alone(pid: int, topic: str, workdir: Path, timeout: float) -> dict:
     detector.start(rules)
     try:
         alerts, first, last, samples = wait_stable(
-            lambda: total(end_offsets(settings.kafka_bootstrap_servers, out)),
+            lambda: topic_records(out),
             settle=10.0, timeout=timeout)
     finally:
         detector.stop()
@@ -169,7 +165,9 @@ def main() -> int:
         send(generate_events(SCHEMA, args.events, 3, anomaly_share=0.1, malformed_share=0.01),
              topic, settings.kafka_bootstrap_servers)
         print(f"  filled in {time.monotonic() - t0:.0f} s", flush=True)
-    n = total(end_offsets(settings.kafka_bootstrap_servers, topic))
+    n = topic_records(topic)
+    if not n:
+        raise SystemExit(f"{topic} holds no events (a --topic that does not exist?)")
     print(f"{topic}: {n:,} events", flush=True)
     workdir = Path(tempfile.mkdtemp(prefix="sentinel-bench-backlog-"))
     pid = pipeline_on(topic, args.rules)

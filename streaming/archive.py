@@ -117,8 +117,9 @@ def is_small(ctx: BatchContext, arrived: int | None = None) -> bool:
 
 
 def _arrived(ctx: BatchContext) -> int | None:
-    """Records that reached the events topic since the previous batch started (None when not
-    known; a broker that cannot answer makes the batch run wide, it does not fail it)."""
+    """Records that reached the events topic since the previous batch started: None without
+    a ``topic_end`` (the previous batch alone decides); the threshold itself when there is no
+    earlier figure or the broker cannot answer now, so the batch runs wide (never fails)."""
     if ctx.topic_end is None:
         return None
     previous = ctx.last_topic_end
