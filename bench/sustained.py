@@ -5,12 +5,13 @@
 Per rate, a fresh pipeline (3 partitions, ``--rules`` rules of ``bench.throughput``, 1 % of
 the events match one) and ``python -m streaming.job`` as Dagster starts it (detect, fan-out into
 Postgres and Redis, archive to bronze/quarantine/silver). The load comes from a Spark query in
-this process (the ``rate`` source → event JSON → Kafka, 0.2 s micro-batches): a JVM producer
-that holds 20k events/s on a fraction of a core, where a Python one would need most of one.
+this process (``bench.load``: evenly paced, a JVM producer that holds 20k events/s on a
+fraction of a core, where a Python one would need most of one).
 Every 10 s the bench samples how far each path is behind what the producer has written:
 
 * **detect**: alerts on the alerts topic vs the alerts the events written so far must raise
-  (the matching events are known: ``user_id = value % 5000``), as events behind;
+  (the matching events are known: ``user_id = value % 5000``), as events behind; after the
+  load, the alerts owed are counted from the topic's records (``matching_events``);
 * **fan-out**: alert rows in Postgres vs the alerts topic;
 * **archive**: events the archive has committed (``stream_runs.input_rows``) vs written.
 
@@ -33,7 +34,6 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.streaming import StreamingQuery
 
 from bench.common import (
     archived_events,
@@ -47,13 +47,14 @@ from bench.common import (
 )
 from bench.idle import tree_cpu_seconds
 from bench.latency import sent_ms, start_stream, start_watcher, stop_stream
+from bench.load import PARTITIONS, USERS, Load
 from bench.throughput import SCHEMA, rule_expression
 from catalog.settings import get_settings
 from streaming.detect import alerts_topic
+from streaming.kafka_io import read_records
 from streaming.session import build_session
 
-PARTITIONS = 3
-USERS = 5000  # user_id = value % USERS; rule i matches user_id = 37 i + 1 (1 % at 50 rules)
+# The load's user_id is n % USERS; rule i matches user_id = 37 i + 1 (1 % at 50 rules).
 SAMPLE_SECONDS = 10.0
 
 
@@ -68,26 +69,16 @@ def expected_alerts(produced: int, users: list[int]) -> int:
     return full * len(users) + sum(1 for u in users if u < rest)
 
 
-def load_query(spark: SparkSession, topic: str, rate: int, run_tag: str) -> StreamingQuery:
-    """Events at ``rate``/s into ``topic``: id ``<tag>-<ms>-<n>`` (the watcher's clock)."""
-    bootstrap = get_settings().kafka_bootstrap_servers
-    rows = (spark.readStream.format("rate").option("rowsPerSecond", rate)
-            .option("numPartitions", PARTITIONS).load())
-    ms = F.unix_millis(F.col("timestamp"))
-    event = F.struct(
-        F.concat_ws("-", F.lit(run_tag), ms.cast("string"), F.col("value").cast("string"))
-        .alias("transaction_id"),
-        (F.col("value") % USERS).alias("user_id"),
-        ((F.col("value") * 7919) % 100_000 / 100.0).alias("amount"),
-        F.when(F.col("value") % 2 == 0, F.lit("EUR")).otherwise(F.lit("USD")).alias("currency"),
-        F.concat(F.lit("m"), (F.col("value") % 97).cast("string")).alias("merchant"),
-        F.date_format(F.col("timestamp"), "yyyy-MM-dd'T'HH:mm:ss.SSSXXX").alias("event_time"),
-    )
-    return (rows.select(F.to_json(event).alias("value")).writeStream.format("kafka")
-            .option("kafka.bootstrap.servers", bootstrap).option("topic", topic)
-            .option("kafka.linger.ms", "5")
-            .option("checkpointLocation", tempfile.mkdtemp(prefix="sentinel-bench-load-"))
-            .trigger(processingTime="200 milliseconds").start())
+def matching_events(spark: SparkSession, topic: str, users: list[int]) -> int:
+    """Distinct events in ``topic`` that match a rule (its user id is one of ``users``),
+    counted from the records themselves: a load stopped mid-batch or a resent record makes a
+    count of records differ from the events the engine must alert on."""
+    records = read_records(spark, bootstrap=get_settings().kafka_bootstrap_servers,
+                           topic=topic, start="earliest")
+    value = F.col("value").cast("string")
+    return (records.select(F.get_json_object(value, "$.transaction_id").alias("id"),
+                           F.get_json_object(value, "$.user_id").cast("long").alias("user"))
+            .where(F.col("user").isin(users)).select("id").distinct().count())
 
 
 def run_rate(spark: SparkSession, rate: int, seconds: float, n_rules: int, drain: float,
@@ -120,7 +111,7 @@ def run_rate(spark: SparkSession, rate: int, seconds: float, n_rules: int, drain
     try:
         watcher = start_watcher(pid, seen_file)
         # Warm-up: the stream's JVM and first batches, at a trickle.
-        load = load_query(spark, topic, 50, tag + "w")
+        load = Load(spark, topic, 50, tag + "w").start()
         deadline = time.monotonic() + 600
         while archived_events(pid) == 0 or topic_records(out) == 0:
             if job.poll() is not None or time.monotonic() > deadline:
@@ -130,7 +121,7 @@ def run_rate(spark: SparkSession, rate: int, seconds: float, n_rules: int, drain
         warm = topic_records(topic)  # the warm-up's values restart at 0 in the loaded query
         print(f"rate {rate}/s: pipeline {pid}, logs in {workdir}; loading for {seconds:.0f} s",
               flush=True)
-        load = load_query(spark, topic, rate, tag)
+        load = Load(spark, topic, rate, tag).start()
         t0 = time.monotonic()
         while time.monotonic() - t0 < seconds:
             time.sleep(SAMPLE_SECONDS)
@@ -142,7 +133,7 @@ def run_rate(spark: SparkSession, rate: int, seconds: float, n_rules: int, drain
         load.stop()
         stopped = time.monotonic()
         final = topic_records(topic)
-        want_alerts = expected_alerts(warm, users) + expected_alerts(final - warm, users)
+        want_alerts = matching_events(spark, topic, users)
         drained: dict[str, float | None] = {"detect": None, "fan-out": None, "archive": None}
         while time.monotonic() - stopped < drain and None in drained.values():
             s = sample(t0, job.pid)

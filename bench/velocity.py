@@ -9,8 +9,9 @@ Five velocity rules over two key fields (``user_id``, ``merchant``) run in the s
 * throughput — a backlog of ``--events`` events is read in batches of ``--batch``; events/s =
   events after the warm-up batch / their batches' time;
 * latency — events produced at ``--rate`` (default: half the measured throughput) for
-  ``--latency-seconds``; one rule alerts on every event, so latency = the alert record's Kafka
-  time − the event record's Kafka time (p50/p99);
+  ``--latency-seconds`` by ``bench.load`` in a process of its own (a JVM producer: a Python one
+  needs a core at this rate); one rule alerts on every event, so latency = the alert record's
+  Kafka time − the event record's Kafka time (p50/p99);
 * state — the checkpoint's state files (RocksDB) and the process tree's memory after each phase;
   with ``--soak-minutes`` the same, sampled every minute at ``--rate`` over ``--keys`` keys;
 * redis — the alternative "a sorted set per key and term": per event and term ZADD, trim by
@@ -36,7 +37,13 @@ from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer
 
-from bench.common import create_topic, percentiles, tree_cpu_seconds, tree_rss_mib
+from bench.common import (
+    create_topic,
+    percentiles,
+    topic_records,
+    tree_cpu_seconds,
+    tree_rss_mib,
+)
 from catalog.settings import get_settings
 from streaming.archive import BatchContext, ensure_tables
 from streaming.pipeline import Paths, Pipeline
@@ -78,16 +85,12 @@ def events(n: int, keys: int, seed: int, start: datetime | None = None,
     return out
 
 
-def produce(topic: str, evs: list[dict[str, Any]], rate: float = 0) -> None:
+def produce(topic: str, evs: list[dict[str, Any]]) -> None:
+    """The backlog, as fast as one producer sends it."""
     producer = KafkaProducer(bootstrap_servers=get_settings().kafka_bootstrap_servers,
-                             linger_ms=5 if rate else 50, batch_size=256 * 1024)
-    started = time.monotonic()
-    for i, ev in enumerate(evs):
+                             linger_ms=50, batch_size=256 * 1024)
+    for ev in evs:
         producer.send(topic, json.dumps(ev).encode(), key=ev["transaction_id"].encode())
-        if rate and i % 50 == 0:
-            ahead = i / rate - (time.monotonic() - started)
-            if ahead > 0:
-                time.sleep(ahead)
     producer.flush()
     producer.close()
 
@@ -120,14 +123,26 @@ def stage_cpu_seconds(spark: Any) -> dict[int, float]:
     return out
 
 
+def batch_profile(batches: list[dict[str, Any]]) -> dict[str, Any]:
+    """Median records and milliseconds (in all and per phase of Spark's progress report) of
+    ``batches``: where an alert's wait goes at a steady rate."""
+    def median(values: list[float]) -> float:
+        return sorted(values)[len(values) // 2] if values else 0.0
+
+    phases = {k for b in batches for k in b["durationMs"]}
+    return {"count": len(batches), "rows": median([b["numInputRows"] for b in batches]),
+            "ms": {k: median([b["durationMs"].get(k, 0) for b in batches]) for k in sorted(phases)}}
+
+
 def du_mib(path: str) -> float:
     out = subprocess.run(["du", "-sk", path], capture_output=True, text=True, check=False)
     return round(int(out.stdout.split()[0]) / 1024, 1) if out.stdout else 0.0
 
 
 def latencies(events_topic: str, alerts_topic: str, rule_id: int, n: int,
-              only: set[str]) -> list[float]:
-    """Seconds from each event of ``only`` to its rule-``rule_id`` alert (Kafka times)."""
+              tag: str) -> list[float]:
+    """Seconds from each event whose id starts with ``tag-`` to its rule-``rule_id`` alert
+    (Kafka times: the event record's creation, the alert record's)."""
     bootstrap = get_settings().kafka_bootstrap_servers
 
     def read(topic: str, want: int) -> list[Any]:
@@ -141,13 +156,22 @@ def latencies(events_topic: str, alerts_topic: str, rule_id: int, n: int,
         consumer.close()
         return got
 
-    sent = {r.key.decode(): r.timestamp for r in read(events_topic, n)}
+    sent = {key: r.timestamp for r in read(events_topic, n)
+            if (key := r.key.decode()).startswith(tag + "-")}
     out = []
     for r in read(alerts_topic, 10 * n):
         msg = json.loads(r.value)
-        if msg["rule_id"] == rule_id and msg["event_id"] in only and msg["event_id"] in sent:
+        if msg["rule_id"] == rule_id and msg["event_id"] in sent:
             out.append((r.timestamp - sent[msg["event_id"]]) / 1000)
     return out
+
+
+def start_load(topic: str, rate: float, seconds: float, keys: int, tag: str) -> subprocess.Popen:
+    """``bench.load`` in a process (and JVM) of its own: ``rate`` events/s for ``seconds``."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "bench.load", "--topic", topic, "--rate", str(round(rate)),
+         "--seconds", str(seconds), "--shape", "velocity", "--keys", str(keys), "--tag", tag],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def redis_alternative(evs: list[dict[str, Any]], lateness: int) -> dict[str, Any]:
@@ -186,17 +210,21 @@ def redis_alternative(evs: list[dict[str, Any]], lateness: int) -> dict[str, Any
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--events", type=int, default=20000)
-    ap.add_argument("--batch", type=int, default=5000)
+    ap.add_argument("--batch", type=int, default=None,
+                    help="records per micro-batch (default: the velocity max offsets setting)")
     ap.add_argument("--keys", type=int, default=2000)
     ap.add_argument("--partitions", type=int, default=2)
     ap.add_argument("--rate", type=float, default=None)
     ap.add_argument("--latency-seconds", type=float, default=60)
     ap.add_argument("--soak-minutes", type=float, default=0)
-    ap.add_argument("--trigger", type=float, default=0.5)
+    ap.add_argument("--trigger", type=float, default=None,
+                    help="seconds (default: SENTINEL_VELOCITY_TRIGGER_SECONDS)")
     ap.add_argument("--no-redis", action="store_true")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     settings = get_settings()
+    args.batch = args.batch or settings.velocity_max_offsets_per_trigger
+    args.trigger = settings.velocity_trigger_seconds if args.trigger is None else args.trigger
     topic = f"bench-velocity-{uuid.uuid4().hex[:8]}"
     alerts = f"{topic}-alerts"
     create_topic(topic, args.partitions)
@@ -245,22 +273,21 @@ def main(argv: list[str] | None = None) -> int:
                                      "rss_mib": tree_rss_mib(os.getpid())}
 
     rate = args.rate or max(throughput / 2, 1.0)
-    n = int(rate * args.latency_seconds)
-    live = events(n, args.keys, seed=2, spacing_ms=1000 / rate)
-    produce(topic, live, rate=rate)
+    load = start_load(topic, rate, args.latency_seconds, args.keys, "live")
+    if load.wait() != 0:
+        raise SystemExit(f"bench.load exited with {load.returncode}")
+    n = topic_records(topic) - args.events
     wait_processed(query, args.events + n, timeout=600 + args.latency_seconds)
-    lat = latencies(topic, alerts, 1, args.events + n, {e["transaction_id"] for e in live})
+    lat = latencies(topic, alerts, 1, args.events + n, "live")
+    live_batches = [p for p in query.query.recentProgress if p["batchId"] > progress[-1]["batchId"]]
     result["latency"] = {"rate": round(rate, 1), "events": n, "alerts_measured": len(lat),
-                         **percentiles(lat)}
+                         **percentiles(lat), "batches": batch_profile(live_batches)}
 
     if args.soak_minutes:
         samples = []
-        end = time.monotonic() + args.soak_minutes * 60
-        seed = 3
-        while time.monotonic() < end:
-            chunk = events(int(rate * 60), args.keys, seed=seed, spacing_ms=1000 / rate)
-            seed += 1
-            produce(topic, chunk, rate=rate)
+        load = start_load(topic, rate, args.soak_minutes * 60, args.keys, "soak")
+        while load.poll() is None:
+            time.sleep(60)
             samples.append({"minute": len(samples) + 1,
                             "checkpoint_mib": du_mib(query.checkpoint),
                             "rss_mib": tree_rss_mib(os.getpid())})

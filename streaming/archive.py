@@ -105,8 +105,8 @@ class _Phases:
 def is_small(ctx: BatchContext, arrived: int | None = None) -> bool:
     """Whether this batch runs small: in one task, its writes one after another.
 
-    At a steady trickle or a few thousand events/s a batch is small, and what matters is that
-    the archive leaves the cores to the detect path (alert latency), not how fast it finishes
+    Up to ~16,000 events/s (at the 60 s trigger) a batch is small, and what matters is that
+    the archive leaves a core to the detect path (alert latency), not how fast it finishes
     within its trigger interval. Judged on the previous batch (the first one runs wide) and,
     when known, on the records that ``arrived`` on the topic since the previous batch started
     (a burst after a trickle would otherwise run its first batch of a million records in one

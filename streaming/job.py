@@ -55,7 +55,8 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--pipeline-id", type=int, required=True, action="append",
                     help="repeat to run several pipelines in one Spark application")
     ap.add_argument("--trigger-seconds", type=float, default=None)
-    ap.add_argument("--max-offsets", type=int, default=None)
+    ap.add_argument("--max-offsets", type=int, default=None,
+                    help="records per archive and velocity micro-batch (default: the settings)")
     ap.add_argument("--dagster-run-id", default=None)
     return ap.parse_args(argv)
 
@@ -75,11 +76,14 @@ class PipelineQuery:
     """
 
     def __init__(self, spark, pipeline: Pipeline, *, trigger: float, max_offsets: int,
+                 velocity_max_offsets: int | None = None,
                  dagster_run_id: str | None = None) -> None:
         self.spark = spark
         self.pipeline = pipeline
         self.trigger = trigger
         self.max_offsets = max_offsets
+        self.velocity_max_offsets = (velocity_max_offsets
+                                     or get_settings().velocity_max_offsets_per_trigger)
         self.paths = Paths(get_settings().warehouse_root, pipeline.slug)
         self.run_id = progress.start_run(pipeline.id, pipeline.schema_version,
                                          dagster_run_id=dagster_run_id)
@@ -129,7 +133,8 @@ class PipelineQuery:
                                  interval=f"{settings.detect_checkpoint_seconds:g} seconds")
         self.velocity = VelocityQuery(
             self.spark, pipeline, self.paths, bootstrap=settings.kafka_bootstrap_servers,
-            topic_out=topic_out, trigger=self.trigger, max_offsets=self.max_offsets,
+            topic_out=topic_out, trigger=settings.velocity_trigger_seconds,
+            max_offsets=self.velocity_max_offsets,
             lateness_seconds=settings.velocity_allowed_lateness_seconds,
             engine=settings.velocity_engine)
         self.rules = RuleWatcher(pipeline, self.detector, analysable(self.spark, pipeline),
@@ -297,6 +302,7 @@ def run(pipeline_ids: int | list[int], *, trigger_seconds: float | None = None,
         spark = build_session(name, master=local_slots(settings.spark_master, slots))
         for pipeline in pipelines:
             queries.append(PipelineQuery(spark, pipeline, trigger=trigger, max_offsets=offsets,
+                                         velocity_max_offsets=max_offsets,
                                          dagster_run_id=dagster_run_id))
             queries[-1].start()
     except BaseException:
