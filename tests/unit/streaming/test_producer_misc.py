@@ -101,3 +101,8 @@ def test_spark_conf_s3a_and_defaults(tmp_path):
     assert s3["spark.hadoop.fs.s3a.endpoint"] == "http://127.0.0.1:9000"
     assert s3["spark.hadoop.fs.s3a.path.style.access"] == "true"
     assert s3["spark.hadoop.fs.s3a.impl"] == "org.apache.hadoop.fs.s3a.S3AFileSystem"
+    # Checkpoints on local disk rename without a `readlink` child process; on S3 Spark's own
+    # choice stays.
+    assert local["spark.sql.streaming.checkpointFileManagerClass"].endswith(
+        ".FileSystemBasedCheckpointFileManager")
+    assert "spark.sql.streaming.checkpointFileManagerClass" not in s3
