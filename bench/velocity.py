@@ -71,13 +71,13 @@ REDIS_TERMS = [("user_id", 300), ("user_id", 600), ("user_id", 600), ("merchant"
                ("merchant", 300)]
 
 
-def events(n: int, keys: int, seed: int, start: datetime | None = None,
-           spacing_ms: float = 1.0) -> list[dict[str, Any]]:
+def events(n: int, keys: int, seed: int, start: datetime | None = None) -> list[dict[str, Any]]:
+    """The backlog: ``n`` events 1 ms apart from ``start``."""
     rng = random.Random(seed)
     start = start or datetime.now(UTC)
     out = []
     for i in range(n):
-        t = start + timedelta(milliseconds=i * spacing_ms)
+        t = start + timedelta(milliseconds=i)
         out.append({"transaction_id": f"b{seed}-{i}", "user_id": rng.randrange(keys),
                     "amount": round(rng.expovariate(1 / 300), 2),
                     "merchant": f"m{rng.randrange(max(keys // 10, 1))}",

@@ -86,7 +86,7 @@ class Settings(BaseSettings):
     archive_small_batch_rows: int = Field(
         default=1_000_000, ge=0, description="an archive batch after one of fewer rows (and "
         "fewer new records since) runs in one task with its Delta writes one after another: "
-        "about one core (600,000 records in 30-35 s), the other left to detect; wide, at "
+        "about one core (600,000 records in 20-35 s), the other left to detect; wide, at "
         "10,000 events/s the archive's batches took detect's alert p99 from 1.4 to 4.3 s. "
         "Larger batches (a backlog, over 16,000 events/s at the 60 s trigger) run wide "
         "(0: always wide)")
