@@ -149,6 +149,10 @@ class Settings(BaseSettings):
     velocity_max_offsets_per_trigger: int = Field(
         default=50_000, ge=1, description="the most Kafka records one velocity micro-batch "
         "takes: bounds a backlog's batches, so the alerts behind it keep coming")
+    velocity_state_partitions: int = Field(
+        default=2, ge=1, description="partitions of the velocity query's state, each a RocksDB "
+        "store loaded and committed by every batch: more spread a large state over more cores, "
+        "fewer cost a small batch less. A query's checkpoint keeps the number it started with")
     velocity_engine: Literal["auto", "jvm", "python"] = Field(
         default="auto", description="where the velocity query's stateful steps run: 'jvm' "
         "(compiled processors, the built velocity jar; `python -m streaming.velocity_jar`), "

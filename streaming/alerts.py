@@ -65,8 +65,14 @@ MESSAGE_SCHEMA = (
 ISO_MICROS = "yyyy-MM-dd'T'HH:mm:ss.SSSSSSXXX"
 
 
+RULE_COLUMNS = ("rule_version", "severity", "score", "rule_description")
+
+
 def _columns(matches: DataFrame, fields: Sequence[Field], pipeline_id: int,
-             data: Column) -> dict[str, Column]:
+             data: Column, rule: dict[str, Column] | None = None) -> dict[str, Column]:
+    """The message's columns; the rule's id and ``RULE_COLUMNS`` are the row's own (``MATCHED``
+    and those names) unless ``rule`` gives them."""
+    rule = {"rule_id": F.col(MATCHED), **{n: F.col(n) for n in RULE_COLUMNS}, **(rule or {})}
     time_field = event_time_field(fields)
     event_time = (
         F.coalesce(F.col(time_field), F.col("_kafka_timestamp"))
@@ -75,14 +81,14 @@ def _columns(matches: DataFrame, fields: Sequence[Field], pipeline_id: int,
     )
     pid = F.lit(pipeline_id)
     return {
-        "alert_id": alert_id_column(pid, F.col(MATCHED), F.col("rule_version"),
+        "alert_id": alert_id_column(pid, rule["rule_id"], rule["rule_version"],
                                     F.col("_event_id")),
         "pipeline_id": pid,
-        "rule_id": F.col(MATCHED),
-        "rule_version": F.col("rule_version"),
-        "severity": F.col("severity"),
-        "score": F.col("score"),
-        "rule_description": F.col("rule_description"),
+        "rule_id": rule["rule_id"],
+        "rule_version": rule["rule_version"],
+        "severity": rule["severity"],
+        "score": rule["score"],
+        "rule_description": rule["rule_description"],
         "event_id": F.col("_event_id"),
         "event_time": event_time,
         "transaction_data": data,
@@ -106,10 +112,12 @@ def to_alerts(
 
 
 def alert_message(matches: DataFrame, fields: Sequence[Field], pipeline_id: int,
-                  extra: dict[str, Column] | None = None) -> Column:
+                  extra: dict[str, Column] | None = None,
+                  rule: dict[str, Column] | None = None) -> Column:
     """The JSON text of each alert for the alerts topic (``MESSAGE_COLUMNS``, then ``extra``:
-    keys the sinks do not read, e.g. the velocity path's ``late``)."""
-    cols = _columns(matches, fields, pipeline_id, _event(fields))
+    keys the sinks do not read, e.g. the velocity path's ``late``); ``rule``: the rule's id
+    and metadata when they are not the row's columns (see ``_columns``)."""
+    cols = _columns(matches, fields, pipeline_id, _event(fields), rule)
     # The event keeps to_json's own timestamp format, as in ``to_alerts``.
     cols["event_time"] = F.date_format(cols["event_time"], ISO_MICROS)
     names = [*MESSAGE_COLUMNS, *(extra or {})]

@@ -59,7 +59,7 @@ def read_records(spark: SparkSession, *, bootstrap: str, topic: str, start: Offs
 
 def write_records(records: DataFrame, *, bootstrap: str, topic: str) -> None:
     """Write ``(key, value)`` rows to ``topic`` (a batch write)."""
-    (records.write.format("kafka")
+    (records.write.format("kafka").mode("append")
      .option("kafka.bootstrap.servers", bootstrap)
      .option("topic", topic)
      .save())

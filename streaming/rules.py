@@ -246,15 +246,17 @@ def explode_matched(frame: DataFrame, active: list[Rule], column: str = "_matche
 
     ``explode_outer`` then a not-null filter, because for a plain ``explode`` Spark infers a
     ``size(column) > 0`` filter below it, which evaluates every rule a second time."""
-    meta = F.element_at(_metadata_map(active), F.col(MATCHED).cast("string"))
+    meta = rule_metadata(active, F.col(MATCHED))
     return (
         frame.select("*", F.explode_outer(column).alias(MATCHED))
         .where(F.col(MATCHED).isNotNull())
         .drop(column)
-        .select("*", *_meta_cols(meta))
+        .select("*", *[col.alias(name) for name, col in meta.items()])
     )
 
 
-def _meta_cols(meta: Column) -> list[Column]:
-    names = ("severity", "score", "rule_description", "rule_version")
-    return [meta[n].alias(n) for n in names]
+def rule_metadata(active: list[Rule], rule_id: Column) -> dict[str, Column]:
+    """The severity, score, description and version of the rule ``rule_id`` (one of
+    ``active``), by name."""
+    meta = F.element_at(_metadata_map(active), rule_id.cast("string"))
+    return {n: meta[n] for n in ("severity", "score", "rule_description", "rule_version")}

@@ -38,7 +38,7 @@ from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
 from pyspark import StorageLevel
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import (
     BooleanType,
@@ -57,12 +57,14 @@ from streaming.kafka_io import stream_records, write_records
 from streaming.parse import KAFKA_SCHEMA, TYPED, parse_kafka, typed_struct, valid_events
 from streaming.pipeline import Paths, Pipeline
 from streaming.rules import (
+    MATCHED,
     Rule,
     analyse_all,
     evaluate,
     explode_matched,
     matched_ids,
     record_states,
+    rule_metadata,
 )
 from streaming.sinks import delta
 from streaming.velocity_processors import (
@@ -92,6 +94,11 @@ QUERY_CONF = {
     "spark.sql.inMemoryColumnarStorage.compressed": "false",
 }
 TERM_TYPES = {"count": "bigint", "sum": "double", "avg": "double"}
+# Spark's data sources written through their own (V1) write path, where a batch write runs its
+# query apart from the command and metrics observed on it are never handed over: the velocity
+# batch writes Kafka through the V2 path (``_v2_kafka_writes``).
+V1_SOURCES = "spark.sql.sources.useV1SourceList"
+OBSERVATION_WAIT_SECONDS = 30.0
 
 
 def _micros(col: Column, timestamp: bool) -> Column:
@@ -293,6 +300,7 @@ def condition_frame(merged: DataFrame, pipeline: Pipeline, compiled: Compiled,
 
 
 ROW, CONDITION, HITS = "_velocity_row", "_velocity_condition", "_velocity_hits"
+ALERTS = "_velocity_alerts"
 
 
 def one_key_field_rules(compiled: Compiled) -> dict[str, list[Rule]]:
@@ -307,9 +315,10 @@ def one_key_field_rules(compiled: Compiled) -> dict[str, list[Rule]]:
 
 def with_conditions(out: DataFrame, pipeline: Pipeline, compiled: Compiled) -> DataFrame:
     """The stateful steps' rows with, for the rules over one key field, what their conditions
-    read (struct ``_velocity_condition``) and the ids of those that match (``_velocity_hits``,
-    evaluations of their key field only). Part of the streaming plan: analysed once when the
-    query starts, not rebuilt by the batch sink for every batch."""
+    read (struct ``_velocity_condition``), the ids of those that match (``_velocity_hits``,
+    evaluations of their key field only) and, for an arrival, their alert messages
+    (``_velocity_alerts``, the topic's JSON text, ``late`` false). Part of the streaming plan:
+    analysed once when the query starts, not rebuilt by the batch sink for every batch."""
     by_field = one_key_field_rules(compiled)
     if not by_field:
         return out
@@ -319,8 +328,19 @@ def with_conditions(out: DataFrame, pipeline: Pipeline, compiled: Compiled) -> D
     hits = F.coalesce(*[F.when(kf == F.lit(field), matched_ids(rules))
                         for field, rules in sorted(by_field.items())])
     condition = [c for c in frame.columns if c != ROW]
-    return frame.select(f"{ROW}.*", F.struct(*condition).alias(CONDITION),
-                        F.when(kind == F.lit("eval"), hits).alias(HITS))
+    # The ids in a projection of their own: read twice below (the column and the messages),
+    # Spark keeps them computed once rather than inlining the conditions into the lambda,
+    # which has no generated code.
+    matched = frame.select("*", F.when(kind == F.lit("eval"), hits).alias(HITS))
+    rules = [r for rules in by_field.values() for r in rules]
+
+    def message(rule_id: Column) -> Column:
+        return alert_message(matched, pipeline.fields, pipeline.id, extra={"late": F.lit(False)},
+                             rule={"rule_id": rule_id, **rule_metadata(rules, rule_id)})
+
+    messages = F.when(~F.col("reeval"), F.transform(HITS, message))
+    return matched.select(f"{ROW}.*", F.struct(*condition).alias(CONDITION), HITS,
+                          messages.alias(ALERTS))
 
 
 def fetch_records(bootstrap: str, topic: str, wanted: Iterable[tuple[int, int]],
@@ -383,32 +403,74 @@ class VelocityBatch:
         phases: dict[str, float] = {}
         out = df.persist(StorageLevel.MEMORY_AND_DISK)
         try:
-            kind = F.col("kind")
-            late_record = F.when(kind == "late", F.struct("p", "o"))  # one per key field
-            counts = out.agg(F.count_distinct(late_record).alias("late"),
-                             F.count_if((kind == "eval") & ~F.col("reeval")).alias("arrived"),
-                             F.count_if(F.col("reeval")).alias("again")).first()
-            assert counts is not None
+            counts = self._first_pass(out, batch_id)
             phases["state"] = time.monotonic() - started  # the stateful steps run here
             writes = []
             if counts["late"]:
                 writes.append(lambda: self._quarantine(out, batch_id))
-            if counts["arrived"] or counts["again"]:
+            if counts["again"] or (counts["arrived"] and self._across()):
                 writes.append(lambda: self._alerts(out, again=bool(counts["again"])))
             # The quarantine commit and the alerts overlap (each waits mostly on I/O).
-            with ThreadPoolExecutor(max_workers=2, thread_name_prefix="velocity") as pool:
-                futures = [pool.submit(write) for write in writes]
-            for future in futures:
-                future.result()
+            if len(writes) > 1:
+                with ThreadPoolExecutor(max_workers=2, thread_name_prefix="velocity") as pool:
+                    futures = [pool.submit(write) for write in writes]
+                for future in futures:
+                    future.result()
+            elif writes:
+                writes[0]()
             phases["sinks"] = time.monotonic() - started - phases["state"]
         finally:
             out.unpersist()
-        self.last = {"batch_id": batch_id, **counts.asDict(),
+        self.last = {"batch_id": batch_id, **counts,
                      "ms": int((time.monotonic() - started) * 1000)}
         log.info("pipeline=%s velocity batch=%s late=%s evaluations=%s re-evaluations=%s "
                  "duration_ms=%s phases=%s", self.pipeline.id, batch_id, counts["late"],
                  counts["arrived"], counts["again"], self.last["ms"],
                  ",".join(f"{k}:{v:.2f}" for k, v in phases.items()))
+
+    def _first_pass(self, out: DataFrame, batch_id: int) -> dict[str, int]:
+        """One Spark job over the batch: the stateful steps (their rows cached in ``out``),
+        the alert messages the streaming plan built for the arrivals (``ALERTS``) written,
+        and the batch's counts observed on the way: too-late records, arrivals' evaluations,
+        re-evaluations."""
+        observation = Observation(f"velocity_{batch_id}")
+        observed = out.observe(observation, *self._count_columns())
+        if ALERTS in out.columns:
+            alerts = observed.select(F.col("eid").alias("key"), F.explode(ALERTS).alias("value"))
+            write_records(alerts, bootstrap=self.bootstrap, topic=self.topic_out)
+        else:
+            observed.write.format("noop").mode("overwrite").save()
+        return self._observed(observation, out)
+
+    def _observed(self, observation: Observation, out: DataFrame) -> dict[str, int]:
+        """The observed counts; Spark hands them over when the write's query ends. Should they
+        not come (a write path that runs its query apart from the command), the counts are
+        taken from the cached rows instead, and said."""
+        got: dict[str, Any] = {}
+        waiter = threading.Thread(target=lambda: got.update(observation.get), daemon=True,
+                                  name="velocity-observation")
+        waiter.start()
+        waiter.join(OBSERVATION_WAIT_SECONDS)
+        if not got:
+            log.warning("pipeline=%s velocity batch counts not observed in %s s: counting the "
+                        "cached rows", self.pipeline.id, OBSERVATION_WAIT_SECONDS)
+            row = out.agg(*self._count_columns()).first()
+            assert row is not None
+            got = row.asDict()
+        return {k: int(v) for k, v in got.items()}
+
+    def _count_columns(self) -> list[Column]:
+        """Too-late records, arrivals' evaluations, re-evaluations (aggregates)."""
+        kind = F.col("kind")
+        first_field = F.lit(self.compiled.key_fields[0])  # a record: one row per key field
+        return [F.count_if((kind == "late") & (F.col("kf") == first_field)).alias("late"),
+                F.count_if((kind == "eval") & ~F.col("reeval")).alias("arrived"),
+                F.count_if(F.col("reeval")).alias("again")]
+
+    def _across(self) -> list[Rule]:
+        """The rules whose terms partition by more than one key field."""
+        single = {r.id for rules in one_key_field_rules(self.compiled).values() for r in rules}
+        return [c.rule for c in self.compiled.rules if c.rule.id not in single]
 
     def _quarantine(self, out: DataFrame, batch_id: int) -> None:
         late = out.where(F.col("kind") == "late").dropDuplicates(["p", "o"])
@@ -456,15 +518,18 @@ class VelocityBatch:
         return reduce(DataFrame.unionByName, parts)
 
     def _alerts(self, out: DataFrame, *, again: bool) -> None:
-        """Write the batch's alerts; one raised only by a re-evaluation is flagged late (and
-        its event read back from Kafka)."""
+        """Write the alerts the first pass did not: the arrivals' alerts of rules over several
+        key fields, and those raised only by a re-evaluation, flagged late (their event read
+        back from Kafka)."""
         matches = self.matches(out)
         if again:  # the conditions are evaluated once; the late rows and the write read them
             matches = matches.persist()
         try:
             # one row per arrival and key field, and a rule reads one of them (or their
             # join): one match per (rule, record), no deduplication
-            alerts = self._messages(matches.where(~F.col("reeval")), late=False)
+            across = [r.id for r in self._across()]
+            arrived = matches.where(~F.col("reeval") & F.col(MATCHED).isin(across))
+            alerts = self._messages(arrived, late=False)
             if again:
                 late_rows = self._late_rows(matches)
                 if late_rows:
@@ -527,9 +592,11 @@ class VelocityQuery:
     def __init__(self, spark: SparkSession, pipeline: Pipeline, paths: Paths, *,
                  bootstrap: str, topic_out: str, trigger: float, max_offsets: int,
                  lateness_seconds: float, idle_seconds: float | None = None,
-                 engine: str | None = None) -> None:
+                 engine: str | None = None, state_partitions: int | None = None) -> None:
         self.spark, self.pipeline, self.paths = spark, pipeline, paths
-        self.engine_setting = engine or get_settings().velocity_engine
+        settings = get_settings()
+        self.engine_setting = engine or settings.velocity_engine
+        self.state_partitions = state_partitions or settings.velocity_state_partitions
         self.engine = resolve_engine(spark, self.engine_setting)
         self.bootstrap, self.topic_out = bootstrap, topic_out
         self.trigger, self.max_offsets = trigger, max_offsets
@@ -599,7 +666,7 @@ class VelocityQuery:
         self.batch = batch
         # A query takes its own copy of the session's SQL conf when it starts: these settings are
         # set for it alone (the other queries of the application are stateless).
-        with _query_conf(self.spark, QUERY_CONF):
+        with _query_conf(self.spark, self.conf()):
             self.query = (
                 out.writeStream.queryName(f"{p.slug}_velocity")
                 .foreachBatch(batch)
@@ -612,6 +679,12 @@ class VelocityQuery:
                  "(lateness %ss, idle keys evicted after %.0f s, %s engine)", p.id,
                  self.query.id, sorted(self.running), compiled.key_fields,
                  self.lateness_seconds, idle, self.engine)
+
+    def conf(self) -> dict[str, str]:
+        """The SQL settings the query starts with (on top of the session's)."""
+        return {**QUERY_CONF, **_v2_kafka_writes(self.spark),
+                # a new checkpoint only: a restart keeps the number its checkpoint holds
+                "spark.sql.shuffle.partitions": str(self.state_partitions)}
 
     def start(self, rules: list[Rule]) -> None:
         with self._lock:
@@ -642,6 +715,12 @@ class VelocityQuery:
                 return None
             exc = self.query.exception()
             return None if exc is None else str(exc)
+
+
+def _v2_kafka_writes(spark: SparkSession) -> dict[str, str]:
+    """The setting that writes Kafka through the V2 path (the other V1 sources unchanged)."""
+    v1 = spark.conf.get(V1_SOURCES) or ""
+    return {V1_SOURCES: ",".join(s for s in v1.split(",") if s.strip().lower() != "kafka")}
 
 
 @contextmanager
