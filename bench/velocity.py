@@ -95,17 +95,45 @@ def produce(topic: str, evs: list[dict[str, Any]]) -> None:
     producer.close()
 
 
-def wait_processed(query: VelocityQuery, total: int, timeout: float) -> list[dict[str, Any]]:
+class Batches:
+    """Every progress report of the query, polled (Spark keeps only its last 100 batches',
+    fewer than a long latency phase runs)."""
+
+    def __init__(self, query: VelocityQuery) -> None:
+        assert query.query is not None
+        self.query = query.query
+        self.seen: dict[int, dict[str, Any]] = {}
+
+    def poll(self) -> None:
+        for p in self.query.recentProgress:
+            self.seen[p["batchId"]] = p
+
+    def processed(self) -> int:
+        return sum(p["numInputRows"] for p in self.seen.values())
+
+    def after(self, batch_id: int) -> list[dict[str, Any]]:
+        """The batches after ``batch_id``, in order."""
+        return [self.seen[k] for k in sorted(self.seen) if k > batch_id]
+
+
+def wait_processed(batches: Batches, total: int, timeout: float) -> list[dict[str, Any]]:
+    """Every batch so far, once the query has processed ``total`` records."""
     deadline = time.monotonic() + timeout
-    assert query.query is not None
-    seen: dict[int, dict[str, Any]] = {}
     while time.monotonic() < deadline:
-        for p in query.query.recentProgress:
-            seen[p["batchId"]] = p
-        if sum(p["numInputRows"] for p in seen.values()) >= total:
-            return [seen[k] for k in sorted(seen)]
+        batches.poll()
+        if batches.processed() >= total:
+            return batches.after(-1)
         time.sleep(1)
-    raise TimeoutError(f"processed {sum(p['numInputRows'] for p in seen.values())}/{total}")
+    raise TimeoutError(f"processed {batches.processed()}/{total}")
+
+
+def wait_load(load: subprocess.Popen, batches: Batches) -> None:
+    """Until the load generator exits (0, else an error), polling the query's progress."""
+    while load.poll() is None:
+        batches.poll()
+        time.sleep(1)
+    if load.returncode != 0:
+        raise SystemExit(f"bench.load exited with {load.returncode}")
 
 
 def stage_cpu_seconds(spark: Any) -> dict[int, float]:
@@ -140,13 +168,16 @@ def du_mib(path: str) -> float:
 
 
 def latencies(events_topic: str, alerts_topic: str, rule_id: int, n: int,
-              tag: str) -> list[float]:
-    """Seconds from each event whose id starts with ``tag-`` to its rule-``rule_id`` alert
-    (Kafka times: the event record's creation, the alert record's)."""
+              tag: str) -> list[tuple[int, float]]:
+    """``(event's Kafka time in ms, seconds to its alert)`` for each event whose id starts with
+    ``tag-`` and its rule-``rule_id`` alert (Kafka times: the event record's creation, the
+    alert record's)."""
     bootstrap = get_settings().kafka_bootstrap_servers
 
     def read(topic: str, want: int) -> list[Any]:
-        consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap,
+        # no CRC check: kafka-python computes it in pure Python (minutes for millions of
+        # records), and the broker is local
+        consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, check_crcs=False,
                                  auto_offset_reset="earliest", consumer_timeout_ms=5000)
         got = []
         for r in consumer:
@@ -162,8 +193,21 @@ def latencies(events_topic: str, alerts_topic: str, rule_id: int, n: int,
     for r in read(alerts_topic, 10 * n):
         msg = json.loads(r.value)
         if msg["rule_id"] == rule_id and msg["event_id"] in sent:
-            out.append((r.timestamp - sent[msg["event_id"]]) / 1000)
+            sent_ms = sent[msg["event_id"]]
+            out.append((sent_ms, (r.timestamp - sent_ms) / 1000))
     return out
+
+
+def by_minute(lat: list[tuple[int, float]]) -> list[dict[str, Any]]:
+    """p50/p99 of the latencies per minute of the load (the state fills as the windows do)."""
+    if not lat:
+        return []
+    start = min(t for t, _ in lat)
+    minutes: dict[int, list[float]] = {}
+    for t, seconds in lat:
+        minutes.setdefault((t - start) // 60_000, []).append(seconds)
+    return [{"minute": m + 1, "events": len(v), "p50": percentiles(v)["p50"],
+             "p99": percentiles(v)["p99"]} for m, v in sorted(minutes.items())]
 
 
 def start_load(topic: str, rate: float, seconds: float, keys: int, tag: str) -> subprocess.Popen:
@@ -247,10 +291,11 @@ def main(argv: list[str] | None = None) -> int:
                           topic_out=alerts, trigger=args.trigger, max_offsets=args.batch,
                           lateness_seconds=lateness)
     query.start(rules)
-    first = wait_processed(query, min(args.batch, args.events), timeout=1800)
+    batches = Batches(query)
+    first = wait_processed(batches, min(args.batch, args.events), timeout=1800)
     cpu_start = tree_cpu_seconds(os.getpid())
     stages_before = stage_cpu_seconds(spark)
-    progress = wait_processed(query, args.events, timeout=1800)
+    progress = wait_processed(batches, args.events, timeout=1800)
     cpu = tree_cpu_seconds(os.getpid()) - cpu_start
     task_cpu = sum(v for k, v in stage_cpu_seconds(spark).items() if k not in stages_before)
     timed = progress[1:] or progress
@@ -274,14 +319,14 @@ def main(argv: list[str] | None = None) -> int:
 
     rate = args.rate or max(throughput / 2, 1.0)
     load = start_load(topic, rate, args.latency_seconds, args.keys, "live")
-    if load.wait() != 0:
-        raise SystemExit(f"bench.load exited with {load.returncode}")
+    wait_load(load, batches)
     n = topic_records(topic) - args.events
-    wait_processed(query, args.events + n, timeout=600 + args.latency_seconds)
+    wait_processed(batches, args.events + n, timeout=600 + args.latency_seconds)
     lat = latencies(topic, alerts, 1, args.events + n, "live")
-    live_batches = [p for p in query.query.recentProgress if p["batchId"] > progress[-1]["batchId"]]
+    live_batches = batches.after(progress[-1]["batchId"])
     result["latency"] = {"rate": round(rate, 1), "events": n, "alerts_measured": len(lat),
-                         **percentiles(lat), "batches": batch_profile(live_batches)}
+                         **percentiles([seconds for _, seconds in lat]),
+                         "batches": batch_profile(live_batches), "by_minute": by_minute(lat)}
 
     if args.soak_minutes:
         samples = []

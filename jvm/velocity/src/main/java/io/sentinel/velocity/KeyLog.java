@@ -1,13 +1,10 @@
 package io.sentinel.velocity;
 
-import java.io.ByteArrayInputStream;
-import java.io.ByteArrayOutputStream;
-import java.io.DataInputStream;
-import java.io.DataOutputStream;
-import java.io.IOException;
-import java.io.UncheckedIOException;
+import java.nio.BufferUnderflowException;
+import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.HashMap;
 import java.util.HashSet;
 import java.util.List;
@@ -39,17 +36,29 @@ public final class KeyLog {
     }
   }
 
+  private static final int FEW_ARRIVALS = 4;
   public final List<Entry> entries;
-  private final Set<String> ids;
+  /** The ids in {@code entries}, built only for a batch of many arrivals (null otherwise): a
+   * few arrivals are checked against the log directly, cheaper than hashing every id. */
+  private Set<String> ids;
   private final boolean keyless;
 
   public KeyLog(List<Entry> entries, boolean keyless) {
     this.entries = new ArrayList<>(entries);
-    this.ids = new HashSet<>();
-    for (Entry e : this.entries) {
-      ids.add(e.eventId);
-    }
     this.keyless = keyless;
+  }
+
+  /** Whether an event with {@code id} is in the log. */
+  private boolean holds(String id) {
+    if (ids != null) {
+      return ids.contains(id);
+    }
+    for (Entry e : entries) {
+      if (e.eventId.equals(id)) {
+        return true;
+      }
+    }
+    return false;
   }
 
   /** The terms' values for {@code target} among the events arrived so far (null: no window). */
@@ -183,9 +192,18 @@ public final class KeyLog {
   public List<Evaluation> arrive(Term[] terms, List<Entry> arrivals, int firstSequence) {
     List<Evaluation> out = new ArrayList<>();
     int seq = firstSequence;
+    if (ids == null && arrivals.size() > FEW_ARRIVALS) {
+      ids = new HashSet<>();
+      for (Entry e : entries) {
+        ids.add(e.eventId);
+      }
+    }
     for (Entry entry : arrivals) {
-      if (!ids.add(entry.eventId)) {
+      if (holds(entry.eventId)) {
         continue;
+      }
+      if (ids != null) {
+        ids.add(entry.eventId);
       }
       int before = entries.size();
       entries.add(entry);
@@ -229,10 +247,7 @@ public final class KeyLog {
     if (kept.size() != entries.size()) {
       entries.clear();
       entries.addAll(kept);
-      ids.clear();
-      for (Entry e : entries) {
-        ids.add(e.eventId);
-      }
+      ids = null;
     }
   }
 
@@ -251,30 +266,24 @@ public final class KeyLog {
 
   /** The log with its entity's last-seen and timer times (milliseconds). */
   public byte[] encode(String[] fields, long seen, long timer) {
-    try {
-      ByteArrayOutputStream bytes = new ByteArrayOutputStream(64 + 48 * entries.size());
-      DataOutputStream out = new DataOutputStream(bytes);
-      out.writeByte(VERSION);
-      out.writeLong(seen);
-      out.writeLong(timer);
-      out.writeShort(fields.length);
-      for (String f : fields) {
-        writeString(out, f);
-      }
-      out.writeInt(entries.size());
-      for (Entry e : entries) {
-        out.writeInt(e.partition);
-        out.writeLong(e.offset);
-        writeString(out, e.eventId);
-        for (Object v : e.values) {
-          writeValue(out, v);
-        }
-      }
-      out.flush();
-      return bytes.toByteArray();
-    } catch (IOException exc) {
-      throw new UncheckedIOException(exc);
+    Writer out = new Writer(64 + 48 * entries.size());
+    out.putByte(VERSION);
+    out.putLong(seen);
+    out.putLong(timer);
+    out.putShort(fields.length);
+    for (String f : fields) {
+      out.putString(f);
     }
+    out.putInt(entries.size());
+    for (Entry e : entries) {
+      out.putInt(e.partition);
+      out.putLong(e.offset);
+      out.putString(e.eventId);
+      for (Object v : e.values) {
+        writeValue(out, v);
+      }
+    }
+    return out.bytes();
   }
 
   /** A stored log: its entries (on {@code fields}), seen and timer. */
@@ -292,14 +301,14 @@ public final class KeyLog {
 
   public static Stored decode(byte[] data, String[] fields) {
     try {
-      DataInputStream in = new DataInputStream(new ByteArrayInputStream(data));
-      byte version = in.readByte();
+      ByteBuffer in = ByteBuffer.wrap(data);  // big-endian, as the stored form
+      byte version = in.get();
       if (version != VERSION) {
         throw new IllegalStateException("unknown velocity log version " + version);
       }
-      long seen = in.readLong();
-      long timer = in.readLong();
-      int stored = in.readShort();
+      long seen = in.getLong();
+      long timer = in.getLong();
+      int stored = in.getShort();
       Map<String, Integer> index = new HashMap<>();
       for (int i = 0; i < fields.length; i++) {
         index.put(fields[i], i);
@@ -309,11 +318,11 @@ public final class KeyLog {
         Integer at = index.get(readString(in));
         target[i] = at == null ? -1 : at;
       }
-      int n = in.readInt();
+      int n = in.getInt();
       List<Entry> entries = new ArrayList<>(n);
       for (int i = 0; i < n; i++) {
-        int p = in.readInt();
-        long o = in.readLong();
+        int p = in.getInt();
+        long o = in.getLong();
         String id = readString(in);
         Object[] values = new Object[fields.length];
         for (int j = 0; j < stored; j++) {
@@ -325,49 +334,102 @@ public final class KeyLog {
         entries.add(new Entry(p, o, id, values));
       }
       return new Stored(entries, seen, timer);
-    } catch (IOException exc) {
-      throw new UncheckedIOException(exc);
+    } catch (BufferUnderflowException exc) {
+      throw new IllegalStateException("truncated velocity log", exc);
     }
   }
 
-  private static void writeString(DataOutputStream out, String s) throws IOException {
-    byte[] b = s.getBytes(StandardCharsets.UTF_8);
-    out.writeInt(b.length);
-    out.write(b);
+  /** A growing byte array written big-endian (the stored form's byte order), without the
+   * per-call locking of a DataOutputStream over a ByteArrayOutputStream. */
+  static final class Writer {
+    private byte[] buf;
+    private int pos;
+
+    Writer(int capacity) {
+      buf = new byte[Math.max(capacity, 16)];
+    }
+
+    private void room(int n) {
+      if (pos + n > buf.length) {
+        buf = Arrays.copyOf(buf, Math.max(buf.length * 2, pos + n));
+      }
+    }
+
+    void putByte(int v) {
+      room(1);
+      buf[pos++] = (byte) v;
+    }
+
+    void putShort(int v) {
+      room(2);
+      buf[pos++] = (byte) (v >>> 8);
+      buf[pos++] = (byte) v;
+    }
+
+    void putInt(int v) {
+      room(4);
+      for (int shift = 24; shift >= 0; shift -= 8) {
+        buf[pos++] = (byte) (v >>> shift);
+      }
+    }
+
+    void putLong(long v) {
+      room(8);
+      for (int shift = 56; shift >= 0; shift -= 8) {
+        buf[pos++] = (byte) (v >>> shift);
+      }
+    }
+
+    void putString(String s) {
+      byte[] b = s.getBytes(StandardCharsets.UTF_8);
+      putInt(b.length);
+      room(b.length);
+      System.arraycopy(b, 0, buf, pos, b.length);
+      pos += b.length;
+    }
+
+    byte[] bytes() {
+      return Arrays.copyOf(buf, pos);
+    }
   }
 
-  private static String readString(DataInputStream in) throws IOException {
-    byte[] b = new byte[in.readInt()];
-    in.readFully(b);
-    return new String(b, StandardCharsets.UTF_8);
+  private static String readString(ByteBuffer in) {
+    int n = in.getInt();
+    if (n < 0 || n > in.remaining()) {
+      throw new IllegalStateException("truncated velocity log");
+    }
+    String s = new String(in.array(), in.arrayOffset() + in.position(), n,
+        StandardCharsets.UTF_8);
+    in.position(in.position() + n);
+    return s;
   }
 
-  private static void writeValue(DataOutputStream out, Object v) throws IOException {
+  private static void writeValue(Writer out, Object v) {
     if (v == null) {
-      out.writeByte(NULL);
+      out.putByte(NULL);
     } else if (v instanceof Long) {
-      out.writeByte(LONG);
-      out.writeLong((Long) v);
+      out.putByte(LONG);
+      out.putLong((Long) v);
     } else if (v instanceof Double) {
-      out.writeByte(DOUBLE);
-      out.writeDouble((Double) v);
+      out.putByte(DOUBLE);
+      out.putLong(Double.doubleToLongBits((Double) v));
     } else if (v instanceof Boolean) {
-      out.writeByte(((Boolean) v) ? TRUE : FALSE);
+      out.putByte(((Boolean) v) ? TRUE : FALSE);
     } else {
-      out.writeByte(STRING);
-      writeString(out, v.toString());
+      out.putByte(STRING);
+      out.putString(v.toString());
     }
   }
 
-  private static Object readValue(DataInputStream in) throws IOException {
-    byte tag = in.readByte();
+  private static Object readValue(ByteBuffer in) {
+    byte tag = in.get();
     switch (tag) {
       case NULL:
         return null;
       case LONG:
-        return in.readLong();
+        return in.getLong();
       case DOUBLE:
-        return in.readDouble();
+        return in.getDouble();
       case TRUE:
         return Boolean.TRUE;
       case FALSE:
