@@ -496,8 +496,7 @@ class VelocityBatch:
         pipeline, compiled = self.pipeline, self.compiled
         evals = out.where(F.col("kind") == "eval")
         by_field = one_key_field_rules(compiled)
-        single = {r.id for rules in by_field.values() for r in rules}
-        across = [c.rule for c in compiled.rules if c.rule.id not in single]
+        across = self._across()
         parts = []
         if by_field:  # evaluated in the streaming plan (``with_conditions``)
             parts.append(explode_matched(

@@ -79,3 +79,34 @@ def test_query_settings(spark, tmp_path):
     before = {s.strip().lower() for s in spark.conf.get(V1_SOURCES).split(",")}
     assert "kafka" in before
     assert set(conf[V1_SOURCES].split(",")) == before - {"kafka"}
+
+
+def test_batch_counts_observed_or_counted(spark, tmp_path, monkeypatch, caplog):
+    """A batch's counts (too-late records once however many key fields, arrivals'
+    evaluations, re-evaluations) come from the observation when the batch's write completes
+    it, and from the cached rows, with a warning, when it never does."""
+    from pyspark.sql import Observation
+
+    from streaming import velocity
+    from streaming.velocity import VelocityBatch
+
+    rules = [Rule(c.id, c.expression, "high", 2.5, None, 1) for c in RULES[:2]]
+    compiled = compile_rules(rules, SCHEMA, PIPELINE.fields)
+    batch = VelocityBatch(spark, PIPELINE, Paths(str(tmp_path), "cards"), compiled,
+                          bootstrap="kafka:9092", topic_out="cards-alerts")
+    kinds = [("late", False, kf) for kf in compiled.key_fields]  # one too-late record
+    kinds += [("eval", False, "account")] * 3 + [("eval", True, "card_id")]
+    out = spark.createDataFrame(kinds, "kind string, reeval boolean, kf string")
+    expected = {"late": 1, "arrived": 3, "again": 1}
+
+    observation = Observation("completed")
+    out.observe(observation, *batch._count_columns()).write.format("noop").mode(
+        "overwrite").save()
+    assert batch._observed(observation, out) == expected
+
+    monkeypatch.setattr(velocity, "OBSERVATION_WAIT_SECONDS", 0.5)
+    never = Observation("never")
+    out.observe(never, *batch._count_columns())  # no action: never completed
+    with caplog.at_level("WARNING", logger="streaming.velocity"):
+        assert batch._observed(never, out) == expected
+    assert "not observed" in caplog.text
