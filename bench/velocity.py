@@ -206,8 +206,11 @@ def by_minute(lat: list[tuple[int, float]]) -> list[dict[str, Any]]:
     minutes: dict[int, list[float]] = {}
     for t, seconds in lat:
         minutes.setdefault((t - start) // 60_000, []).append(seconds)
-    return [{"minute": m + 1, "events": len(v), "p50": percentiles(v)["p50"],
-             "p99": percentiles(v)["p99"]} for m, v in sorted(minutes.items())]
+    out = []
+    for m, v in sorted(minutes.items()):
+        q = percentiles(v)
+        out.append({"minute": m + 1, "events": len(v), "p50": q["p50"], "p99": q["p99"]})
+    return out
 
 
 def start_load(topic: str, rate: float, seconds: float, keys: int, tag: str) -> subprocess.Popen:

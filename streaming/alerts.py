@@ -21,7 +21,7 @@ from typing import Any
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from streaming.rules import MATCHED
+from streaming.rules import MATCHED, RULE_META_COLUMNS
 from streaming.schema import Field, event_time_field
 
 ALERT_COLUMNS = [
@@ -65,14 +65,11 @@ MESSAGE_SCHEMA = (
 ISO_MICROS = "yyyy-MM-dd'T'HH:mm:ss.SSSSSSXXX"
 
 
-RULE_COLUMNS = ("rule_version", "severity", "score", "rule_description")
-
-
 def _columns(matches: DataFrame, fields: Sequence[Field], pipeline_id: int,
              data: Column, rule: dict[str, Column] | None = None) -> dict[str, Column]:
-    """The message's columns; the rule's id and ``RULE_COLUMNS`` are the row's own (``MATCHED``
+    """The message's columns; the rule's id and ``RULE_META_COLUMNS`` are the row's own (``MATCHED``
     and those names) unless ``rule`` gives them."""
-    rule = {"rule_id": F.col(MATCHED), **{n: F.col(n) for n in RULE_COLUMNS}, **(rule or {})}
+    rule = {"rule_id": F.col(MATCHED), **{n: F.col(n) for n in RULE_META_COLUMNS}, **(rule or {})}
     time_field = event_time_field(fields)
     event_time = (
         F.coalesce(F.col(time_field), F.col("_kafka_timestamp"))

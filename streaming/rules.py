@@ -188,6 +188,7 @@ class RuleCache:
         self._schema = events.schema
 
 
+RULE_META_COLUMNS = ("severity", "score", "rule_description", "rule_version")
 META_TYPE = ("map<string, struct<severity: string, score: double, rule_description: string, "
              "rule_version: int>>")
 
@@ -259,4 +260,4 @@ def rule_metadata(active: list[Rule], rule_id: Column) -> dict[str, Column]:
     """The severity, score, description and version of the rule ``rule_id`` (one of
     ``active``), by name."""
     meta = F.element_at(_metadata_map(active), rule_id.cast("string"))
-    return {n: meta[n] for n in ("severity", "score", "rule_description", "rule_version")}
+    return {n: meta[n] for n in RULE_META_COLUMNS}
