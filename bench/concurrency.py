@@ -1,14 +1,16 @@
 """Several pipelines streaming at once: one Spark application each, or all in one.
 
     .venv/bin/python -m bench.concurrency --pipelines 1 3 10 --rate 50 --seconds 60 \
-        [--mode process|shared] [--json F]
+        [--mode process|shared] [--producer python|spark] [--json F]
 
 Per level N: N pipelines (one rule matching about half of the events, 2-partition topics) and,
 with ``--mode process`` (default), N ``streaming.job`` processes as Dagster launches them, each
 its own Spark JVM; with ``--mode shared``, ONE ``streaming.job`` with N ``--pipeline-id`` (N
 queries in one Spark application). ``--trigger-seconds`` defaults to the platform's 2 s.
 After a warm-up (JVM start, table creation, first batches) one producer paces
-``--rate`` events/s into every topic for ``--seconds``; meanwhile every few seconds it samples
+``--rate`` events/s into every topic for ``--seconds`` (``--producer python``, default: a
+kafka-python producer in this process, up to ~4,600 events/s in all; ``spark``: ``bench.load``
+in a JVM of its own, for higher rates); meanwhile every few seconds it samples
 the resident memory of each job's process tree (Python driver + JVM), the machine's used
 memory, the load average and each pipeline's progress (``stream_runs``). Then:
 
@@ -29,6 +31,7 @@ import argparse
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -86,6 +89,44 @@ def produce_paced(producer: KafkaProducer, topics: Sequence[str], rate: float, s
         time.sleep(0.01)
     producer.flush()
     return sent
+
+
+class SparkLoad:
+    """``bench.load`` (a Spark JVM of its own) writing ``rate`` events/s into every topic for
+    ``seconds``, with the latency benchmark's events (``transaction_id`` = ``<tag>-<ms>-<n>``,
+    ``amount`` uniform in [0, 100), so about half match ``RULE``)."""
+
+    def __init__(self, topics: Sequence[str], rate: float, seconds: float, tag: str) -> None:
+        self.args = [sys.executable, "-m", "bench.load", "--topic", *topics,
+                     "--rate", str(round(rate)), "--seconds", str(seconds),
+                     "--shape", "latency", "--tag", tag]
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 120) -> SparkLoad:
+        """Returns once the load is under way (its JVM started)."""
+        self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE,
+                                     stderr=subprocess.DEVNULL, text=True, cwd=ROOT)
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line.startswith("loading"):
+            self.proc.kill()
+            raise RuntimeError(f"bench.load did not start: {line.strip() or 'no output'}")
+        return self
+
+    def wait(self, on_tick=None) -> int:
+        """Waits for the load's end (calling ``on_tick`` every 5 s); returns events per topic."""
+        assert self.proc is not None and self.proc.stdout is not None
+        started, next_tick = time.monotonic(), 0.0
+        while self.proc.poll() is None:
+            if on_tick is not None and time.monotonic() - started >= next_tick:
+                on_tick()
+                next_tick += 5.0
+            time.sleep(0.2)
+        tail = self.proc.stdout.read().strip().splitlines()
+        done = re.match(r"(\d+) events into", tail[-1]) if tail else None
+        if self.proc.returncode != 0 or done is None:
+            raise RuntimeError(f"bench.load exited {self.proc.returncode}: {tail[-1:]}")
+        return int(done.group(1))
 
 
 def processed(pids: Sequence[int]) -> dict[int, int]:
@@ -177,7 +218,8 @@ def level(n: int, args: argparse.Namespace, rng: random.Random) -> dict[str, Any
     workdir = Path(tempfile.mkdtemp(prefix=f"sentinel-bench-conc{n}-"))
     producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, linger_ms=5)
     r = redis.Redis.from_url(settings.redis_dsn, decode_responses=True)
-    res: dict[str, Any] = {"pipelines": n, "mode": args.mode, "jobs": 0,
+    res: dict[str, Any] = {"pipelines": n, "mode": args.mode, "producer": args.producer,
+                           "jobs": 0,
                            "rate_per_pipeline": args.rate, "ok": False,
                            "load1_before": round(os.getloadavg()[0], 2)}
     try:
@@ -211,9 +253,15 @@ def level(n: int, args: argparse.Namespace, rng: random.Random) -> dict[str, Any
             if avail < MIN_AVAILABLE_MIB:
                 raise RuntimeError(f"only {avail:.0f} MiB available: stopping this level")
 
+        load = (SparkLoad(topics, args.rate, args.seconds, "m").start()
+                if args.producer == "spark" else None)
         before, busy0 = processed(pids), cpu_ticks()
         t0 = time.monotonic()
-        sent = produce_paced(producer, topics, args.rate, args.seconds, "m", rng, on_tick=sample)
+        if load is not None:
+            sent = load.wait(on_tick=sample)
+        else:
+            sent = produce_paced(producer, topics, args.rate, args.seconds, "m", rng,
+                                 on_tick=sample)
         window = time.monotonic() - t0
         after, busy1 = processed(pids), cpu_ticks()
         sample()
@@ -307,6 +355,8 @@ def main() -> int:
     ap.add_argument("--backlog", type=int, default=5000, help="drain test, events per pipeline")
     ap.add_argument("--mode", choices=("process", "shared"), default="process",
                     help="one Spark application per pipeline, or one for all")
+    ap.add_argument("--producer", choices=("python", "spark"), default="python",
+                    help="the measured load: kafka-python here, or bench.load's Spark JVM")
     ap.add_argument("--trigger-seconds", type=float, default=2.0)
     ap.add_argument("--timeout", type=float, default=600, help="per wait (startup, drain)")
     ap.add_argument("--keep", action="store_true", help="keep warehouses and job logs")

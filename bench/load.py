@@ -2,7 +2,8 @@
 20,000 events/s on a fraction of a core, where a Python one needs a whole core for ~4,600/s
 and takes it from the engine it measures).
 
-    .venv/bin/python -m bench.load --topic T --rate 5000 --seconds 60 --shape velocity --tag x
+    .venv/bin/python -m bench.load --topic T [T ...] --rate 5000 --seconds 60 --shape velocity \
+        --tag x
 
 Every ``TICK`` seconds a thread writes, in one Spark batch job, the events due by then
 (``rate`` x the time since the start): the events arrive evenly, and a tick that ran late is
@@ -11,10 +12,12 @@ source emits a whole second's rows at once, stamped across the second before; it
 ``rate-micro-batch`` source falls behind its rate when a batch is slower than its trigger).
 Each event's id is ``<tag>-<ms>-<n>``, ``ms`` being the wall clock when its job was submitted,
 before the record is sent: a latency measured from it is never flattering. The record key is
-the event id. Shapes:
+the event id. With several topics every topic gets ``rate`` events/s, all written by the same
+job per tick. Shapes:
 
 * ``throughput`` (``bench.throughput.SCHEMA``): ``user_id = n % USERS``, so the events that
   match the benchmark rules are known from ``n``;
+* ``latency`` (``bench.latency.SCHEMA``): ``amount`` uniform in [0, 100);
 * ``velocity`` (``bench.velocity.SCHEMA``): ``user_id`` hashed into ``--keys`` keys, ``merchant``
   into a tenth as many, ``amount`` exponential around 300.
 """
@@ -25,6 +28,7 @@ import argparse
 import sys
 import threading
 import time
+from collections.abc import Sequence
 
 from pyspark.sql import Column, SparkSession
 from pyspark.sql import functions as F
@@ -47,6 +51,10 @@ def _throughput_event(n: Column, keys: int) -> list[Column]:
     ]
 
 
+def _latency_event(n: Column, keys: int) -> list[Column]:
+    return [(F.pmod(F.xxhash64(n, F.lit(4)), F.lit(10_000)) / 100.0).alias("amount")]
+
+
 def _velocity_event(n: Column, keys: int) -> list[Column]:
     uniform = (F.pmod(F.xxhash64(n, F.lit(3)), F.lit(1_000_000)) + 0.5) / 1_000_000
     return [
@@ -57,16 +65,18 @@ def _velocity_event(n: Column, keys: int) -> list[Column]:
     ]
 
 
-SHAPES = {"throughput": _throughput_event, "velocity": _velocity_event}
+SHAPES = {"throughput": _throughput_event, "latency": _latency_event,
+          "velocity": _velocity_event}
 
 
 class Load:
-    """Events at ``rate``/s into ``topic`` from ``start()`` until ``stop()``; ``sent`` counts
-    the events written so far."""
+    """Events at ``rate``/s into ``topic`` (or each of several) from ``start()`` until
+    ``stop()``; ``sent`` counts the events written so far (per topic)."""
 
-    def __init__(self, spark: SparkSession, topic: str, rate: float, tag: str, *,
-                 shape: str = "throughput", keys: int = USERS) -> None:
-        self.spark, self.topic, self.rate, self.tag = spark, topic, rate, tag
+    def __init__(self, spark: SparkSession, topic: str | Sequence[str], rate: float, tag: str,
+                 *, shape: str = "throughput", keys: int = USERS) -> None:
+        self.topics = [topic] if isinstance(topic, str) else list(topic)
+        self.spark, self.rate, self.tag = spark, rate, tag
         self.shape, self.keys = SHAPES[shape], keys
         self.sent = 0
         self._stop = threading.Event()
@@ -82,7 +92,7 @@ class Load:
         self._stop.set()
         self._thread.join()
         if self._error is not None:
-            raise RuntimeError(f"bench load into {self.topic} failed") from self._error
+            raise RuntimeError(f"bench load into {', '.join(self.topics)} failed") from self._error
         return self.sent
 
     def _write(self, first: int, end: int) -> None:
@@ -99,8 +109,13 @@ class Load:
             F.date_format(event_time, "yyyy-MM-dd'T'HH:mm:ss.SSSXXX").alias("event_time"),
         )
         rows = self.spark.range(first, end, numPartitions=PARTITIONS)
-        write_records(rows.select(event_id.alias("key"), F.to_json(event).alias("value")),
-                      bootstrap=get_settings().kafka_bootstrap_servers, topic=self.topic)
+        columns = [event_id.alias("key"), F.to_json(event).alias("value")]
+        topic: str | None = self.topics[0]
+        if len(self.topics) > 1:
+            columns.append(F.explode(F.array(*map(F.lit, self.topics))).alias("topic"))
+            topic = None
+        write_records(rows.select(*columns),
+                      bootstrap=get_settings().kafka_bootstrap_servers, topic=topic)
 
     def _run(self) -> None:
         started = time.monotonic()
@@ -116,7 +131,7 @@ class Load:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--topic", required=True)
+    ap.add_argument("--topic", required=True, nargs="+", help="one or more topics")
     ap.add_argument("--rate", type=int, required=True, help="events/s")
     ap.add_argument("--seconds", type=float, required=True)
     ap.add_argument("--tag", required=True, help="the event ids' prefix")
@@ -127,11 +142,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         load = Load(spark, args.topic, args.rate, args.tag, shape=args.shape,
                     keys=args.keys).start()
+        print(f"loading {args.rate} events/s into {', '.join(args.topic)}", flush=True)
         time.sleep(args.seconds)
         sent = load.stop()
     finally:
         spark.stop()
-    print(f"{sent} events into {args.topic} in {args.seconds:g} s", flush=True)
+    print(f"{sent} events into {', '.join(args.topic)} in {args.seconds:g} s", flush=True)
     return 0
 
 

@@ -57,9 +57,11 @@ def read_records(spark: SparkSession, *, bootstrap: str, topic: str, start: Offs
     )
 
 
-def write_records(records: DataFrame, *, bootstrap: str, topic: str) -> None:
-    """Write ``(key, value)`` rows to ``topic`` (a batch write)."""
-    (records.write.format("kafka").mode("append")
-     .option("kafka.bootstrap.servers", bootstrap)
-     .option("topic", topic)
-     .save())
+def write_records(records: DataFrame, *, bootstrap: str, topic: str | None) -> None:
+    """Write ``(key, value)`` rows to ``topic`` (a batch write); with ``topic=None`` each row
+    goes to the topic in its ``topic`` column."""
+    writer = (records.write.format("kafka").mode("append")
+              .option("kafka.bootstrap.servers", bootstrap))
+    if topic is not None:
+        writer = writer.option("topic", topic)
+    writer.save()

@@ -99,6 +99,9 @@ TERM_TYPES = {"count": "bigint", "sum": "double", "avg": "double"}
 # batch writes Kafka through the V2 path (``_v2_kafka_writes``).
 V1_SOURCES = "spark.sql.sources.useV1SourceList"
 OBSERVATION_WAIT_SECONDS = 30.0
+# The Java engine's checkpoint, named after its state's layout (an entity's head and chunks of
+# entries; ``velocity-jvm`` held each log in one value): a new layout starts a new checkpoint.
+JVM_CHECKPOINT = "velocity-jvm2"
 
 
 def _micros(col: Column, timestamp: bool) -> Column:
@@ -610,10 +613,11 @@ class VelocityQuery:
 
     @property
     def checkpoint(self) -> str:
-        """The query's checkpoint; the engines' states differ, so each has its own (a new
-        engine starts from the earliest offsets and recomputes the same alerts)."""
-        suffix = "-jvm" if self.engine == "jvm" else ""
-        return f"{self.paths.checkpoint}/velocity{suffix}"
+        """The query's checkpoint; the engines' states differ, so each has its own, and so does
+        each layout of the JVM engine's state (a new one starts from the earliest offsets and
+        recomputes the same alerts: their ids are the same, the sinks idempotent)."""
+        name = JVM_CHECKPOINT if self.engine == "jvm" else "velocity"
+        return f"{self.paths.checkpoint}/{name}"
 
     def _compile(self, rules: list[Rule], restart: bool) -> Compiled:
         compiled = compile_rules(rules, self.pipeline.schema, self.pipeline.fields)

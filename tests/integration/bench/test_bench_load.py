@@ -50,3 +50,29 @@ def test_load_holds_its_rate_with_unique_ids_and_past_event_times(spark_slot):
         assert tag == "t" and e["user_id"] == int(n) % USERS
         event_ms = datetime.fromisoformat(e["event_time"]).timestamp() * 1000
         assert int(ms) - 200 <= event_ms <= int(ms)
+
+
+def test_load_into_several_topics_gives_each_the_same_events(spark_slot):
+    """One job per tick writes every topic: each gets ``sent`` events, the same ids, with the
+    latency benchmark's fields (``amount`` in [0, 100))."""
+    spark = spark_slot.acquire("bench-load", lambda: build_session(
+        "sentinel-it-bench-load", master="local[2]", delta=False, shuffle_partitions=1))
+    topics = [f"it-bench-load-many-{uuid.uuid4().hex[:8]}-{i}" for i in range(3)]
+    for topic in topics:
+        create_topic(topic, PARTITIONS)
+    load = Load(spark, topics, RATE, "s", shape="latency").start()
+    time.sleep(2.0)
+    sent = load.stop()
+    assert sent >= RATE * 1.8 - 1
+    ids_per_topic = []
+    for topic in topics:
+        rows = read_records(spark, bootstrap=get_settings().kafka_bootstrap_servers,
+                            topic=topic, start="earliest").select("value").collect()
+        events = [json.loads(r["value"]) for r in rows]
+        assert len(events) == sent
+        assert {tuple(sorted(e)) for e in events} == {("amount", "event_time",
+                                                       "transaction_id")}
+        assert all(0 <= e["amount"] < 100 for e in events)
+        ids_per_topic.append(sorted(e["transaction_id"] for e in events))
+    assert ids_per_topic[0] == ids_per_topic[1] == ids_per_topic[2]
+    assert len(set(ids_per_topic[0])) == sent

@@ -25,6 +25,7 @@ from catalog.rules.field_types import parse_schema
 from catalog.rules.velocity import velocity_rule
 from catalog.tables import pipelines, rules
 from streaming.alerts import alert_id
+from streaming.velocity import JVM_CHECKPOINT
 from tests.velocity_oracle import OracleEvent, accepted, alert_log, expected_alerts
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]
@@ -123,7 +124,7 @@ def postgres_alerts(pipeline_id: int) -> list[Any]:
 
 
 def velocity_committed(warehouse, pipeline_id: int, kit, engine: str) -> int:
-    name = "velocity-jvm" if engine == "jvm" else "velocity"
+    name = JVM_CHECKPOINT if engine == "jvm" else "velocity"
     return kit.committed_offsets(kit.local_checkpoint(
         warehouse / "_checkpoints" / f"pipeline_{pipeline_id}" / name))
 

@@ -56,10 +56,11 @@ def _micros(v: Any) -> Any:
     return int(v.timestamp() * MICROS) if isinstance(v, datetime) else v
 
 
-def _batches(events: list[OracleEvent], seed: int) -> list[list[OracleEvent]]:
+def _batches(events: list[OracleEvent], seed: int, most: int = 30
+             ) -> list[list[OracleEvent]]:
     rng, out, i = random.Random(seed), [], 0
     while i < len(events):
-        out.append(events[i:i + rng.randint(1, 30)])
+        out.append(events[i:i + rng.randint(1, most)])
         i += len(out[-1])
     return out
 
@@ -70,8 +71,10 @@ def _values(ev: OracleEvent, fields: list[str]) -> list[Any]:
             for f in fields]
 
 
-def jvm_replay(classpath: str, compiled: Compiled, batches: list[list[OracleEvent]]
-               ) -> list[dict[str, Any]]:
+def jvm_replay(classpath: str, compiled: Compiled, batches: list[list[OracleEvent]],
+               stored: dict[str, int] | None = None) -> list[dict[str, Any]]:
+    """The driver's evaluations; ``stored`` receives how it stored the logs (chunks appended,
+    lists rewritten, the most chunks one list held)."""
     fields = [*compiled.kept, KAFKA_TS]
     config = {"fields": fields, "time_fields": [*compiled.time_fields, KAFKA_TS],
               "kafka_ts": KAFKA_TS, "idle_ms": 60_000,
@@ -91,6 +94,8 @@ def jvm_replay(classpath: str, compiled: Compiled, batches: list[list[OracleEven
     done = subprocess.run([str(java), "-cp", classpath, "io.sentinel.velocity.Replay"],
                           input="\n".join(lines) + "\n", capture_output=True, text=True,
                           check=True, timeout=120)
+    if stored is not None:
+        stored.update(json.loads(done.stderr.strip().splitlines()[-1]))
     return [json.loads(line) for line in done.stdout.splitlines()]
 
 
@@ -150,3 +155,15 @@ def test_jvm_steps_equal_the_python_reference(replay_classes, seed):
     assert any(r["kind"] == "late" for r in want), "the stream must have too-late events"
     assert any(r.get("reeval") for r in want), "and re-evaluations"
     assert _canonical(got) == _canonical(want)
+
+
+def test_jvm_steps_equal_the_python_reference_over_many_small_batches(replay_classes):
+    """Batches of 1 to 3 events: the stored lists grow chunk by chunk and are rewritten (half
+    stale, or too many chunks), and the evaluations stay the reference's."""
+    compiled = _compiled()
+    batches = _batches(generate(41, 400, prefix="j41"), 41, most=3)
+    stored: dict[str, int] = {}
+    got = jvm_replay(replay_classes, compiled, batches, stored)
+    assert _canonical(got) == _canonical(python_replay(compiled, batches))
+    assert stored["appends"] > 0 and stored["rewrites"] > 0, stored
+    assert stored["longest"] <= 16, stored

@@ -222,10 +222,11 @@ public final class KeyLog {
   }
 
   /** Forgets the events no future accepted event can have in its window (every term time
-   * below horizon minus that term's window); an event without any time is kept. */
-  public void prune(Term[] terms, Long horizon) {
+   * below horizon minus that term's window; an event without any time is kept); returns how
+   * many it forgot. */
+  public int prune(Term[] terms, Long horizon) {
     if (horizon == null || terms.length == 0) {
-      return;
+      return 0;
     }
     List<Entry> kept = new ArrayList<>(entries.size());
     for (Entry e : entries) {
@@ -244,19 +245,23 @@ public final class KeyLog {
         kept.add(e);
       }
     }
-    if (kept.size() != entries.size()) {
+    int removed = entries.size() - kept.size();
+    if (removed > 0) {
       entries.clear();
       entries.addAll(kept);
       ids = null;
     }
+    return removed;
   }
 
   // -------------------------------------------------------------------------------------------
-  // Stored form: a version, the names of the kept fields, then per event its partition,
-  // offset, id and tagged values. Decoding maps stored names onto the current fields (a field
-  // no longer kept is dropped, a new one is NULL for the stored events).
+  // Stored form ({@link StoredLog}): a head (a version, last seen and timer times, the horizon
+  // the log was pruned to, the names of the kept fields) and chunks of entries (a count, then
+  // per event its partition, offset, id and tagged values, in the head's field order). Decoding
+  // maps stored names onto the current fields (a field no longer kept is dropped, a new one is
+  // NULL for the stored events).
 
-  private static final byte VERSION = 1;
+  private static final byte VERSION = 2;
   private static final byte NULL = 0;
   private static final byte LONG = 1;
   private static final byte DOUBLE = 2;
@@ -264,29 +269,25 @@ public final class KeyLog {
   private static final byte TRUE = 4;
   private static final byte FALSE = 5;
 
-  /** The log with its entity's last-seen and timer times (milliseconds). */
-  public byte[] encode(String[] fields, long seen, long timer) {
-    Writer out = new Writer(64 + 48 * entries.size());
-    out.putByte(VERSION);
-    out.putLong(seen);
-    out.putLong(timer);
-    out.putShort(fields.length);
-    for (String f : fields) {
-      out.putString(f);
+  /** A head: last seen and timer (milliseconds), horizon (null: never pruned), the stored
+   * fields' names and where each lands in the current fields (-1: no longer kept). */
+  public static final class Head {
+    public final long seen;
+    public final long timer;
+    public final Long horizon;
+    final String[] names;
+    final int[] target;
+
+    Head(long seen, long timer, Long horizon, String[] names, int[] target) {
+      this.seen = seen;
+      this.timer = timer;
+      this.horizon = horizon;
+      this.names = names;
+      this.target = target;
     }
-    out.putInt(entries.size());
-    for (Entry e : entries) {
-      out.putInt(e.partition);
-      out.putLong(e.offset);
-      out.putString(e.eventId);
-      for (Object v : e.values) {
-        writeValue(out, v);
-      }
-    }
-    return out.bytes();
   }
 
-  /** A stored log: its entries (on {@code fields}), seen and timer. */
+  /** An entity's entries with its last-seen and timer times. */
   public static final class Stored {
     public final List<Entry> entries;
     public final long seen;
@@ -299,7 +300,21 @@ public final class KeyLog {
     }
   }
 
-  public static Stored decode(byte[] data, String[] fields) {
+  static byte[] encodeHead(String[] fields, long seen, long timer, Long horizon) {
+    Writer out = new Writer(32 + 16 * fields.length);
+    out.putByte(VERSION);
+    out.putLong(seen);
+    out.putLong(timer);
+    out.putByte(horizon == null ? 0 : 1);
+    out.putLong(horizon == null ? 0L : horizon);
+    out.putShort(fields.length);
+    for (String f : fields) {
+      out.putString(f);
+    }
+    return out.bytes();
+  }
+
+  static Head decodeHead(byte[] data, String[] fields) {
     try {
       ByteBuffer in = ByteBuffer.wrap(data);  // big-endian, as the stored form
       byte version = in.get();
@@ -308,34 +323,62 @@ public final class KeyLog {
       }
       long seen = in.getLong();
       long timer = in.getLong();
+      boolean pruned = in.get() != 0;
+      long horizon = in.getLong();
       int stored = in.getShort();
       Map<String, Integer> index = new HashMap<>();
       for (int i = 0; i < fields.length; i++) {
         index.put(fields[i], i);
       }
+      String[] names = new String[stored];
       int[] target = new int[stored];
       for (int i = 0; i < stored; i++) {
-        Integer at = index.get(readString(in));
+        names[i] = readString(in);
+        Integer at = index.get(names[i]);
         target[i] = at == null ? -1 : at;
       }
+      return new Head(seen, timer, pruned ? horizon : null, names, target);
+    } catch (BufferUnderflowException exc) {
+      throw new IllegalStateException("truncated velocity log head", exc);
+    }
+  }
+
+  static byte[] encodeChunk(List<Entry> entries, String[] fields) {
+    Writer out = new Writer(8 + 48 * entries.size());
+    out.putInt(entries.size());
+    for (Entry e : entries) {
+      out.putInt(e.partition);
+      out.putLong(e.offset);
+      out.putString(e.eventId);
+      for (int i = 0; i < fields.length; i++) {
+        writeValue(out, e.values[i]);
+      }
+    }
+    return out.bytes();
+  }
+
+  /** Appends a chunk's entries (written with {@code head}'s fields) to {@code into}, on
+   * {@code fields}. */
+  static void decodeChunk(byte[] data, Head head, String[] fields, List<Entry> into) {
+    try {
+      ByteBuffer in = ByteBuffer.wrap(data);
       int n = in.getInt();
-      List<Entry> entries = new ArrayList<>(n);
+      int[] target = head.target;
       for (int i = 0; i < n; i++) {
         int p = in.getInt();
         long o = in.getLong();
         String id = readString(in);
         Object[] values = new Object[fields.length];
-        for (int j = 0; j < stored; j++) {
+        for (int j = 0; j < target.length; j++) {
           Object v = readValue(in);
           if (target[j] >= 0) {
             values[target[j]] = v;
           }
         }
-        entries.add(new Entry(p, o, id, values));
+        into.add(new Entry(p, o, id, values));
       }
-      return new Stored(entries, seen, timer);
     } catch (BufferUnderflowException exc) {
-      throw new IllegalStateException("truncated velocity log", exc);
+      throw new IllegalStateException("truncated velocity log chunk", exc);
     }
   }
 

@@ -18,6 +18,7 @@ import org.apache.spark.sql.Encoders;
 import org.apache.spark.sql.Row;
 import org.apache.spark.sql.RowFactory;
 import org.apache.spark.sql.streaming.ExpiredTimerInfo;
+import org.apache.spark.sql.streaming.ListState;
 import org.apache.spark.sql.streaming.OutputMode;
 import org.apache.spark.sql.streaming.StatefulProcessor;
 import org.apache.spark.sql.streaming.TTLConfig;
@@ -32,11 +33,11 @@ import scala.collection.Iterator;
 import scala.jdk.javaapi.CollectionConverters;
 
 /**
- * The per-entity step, grouped by (key field, key value): the entity's {@link KeyLog} in one
- * binary value. A batch's arrivals are added in (time, partition, offset) order; each
- * evaluation (own or re-evaluation) becomes an output row with the terms' values; too-late
- * events pass through ({@code kind='late'}) without touching the state. A processing-time timer
- * evicts an entity idle for {@code idleMs}.
+ * The per-entity step, grouped by (key field, key value): the entity's {@link KeyLog}, stored as
+ * a {@link StoredLog} (a head value and a list of entry chunks). A batch's arrivals are added
+ * in (time, partition, offset) order; each evaluation (own or re-evaluation) becomes an output
+ * row with the terms' values; too-late events pass through ({@code kind='late'}) without
+ * touching the state. A processing-time timer evicts an entity idle for {@code idleMs}.
  *
  * <p>With an input column {@code rec} (the typed record) the output has two more columns
  * ({@link #output}): {@code rec} on the event's own evaluations and {@code kept} (its kept
@@ -60,7 +61,8 @@ public final class KeyProcessor extends StatefulProcessor<String, Row, Row> {
   private final int kafkaTs;
   private final long idleMs;
   private final String[] columns;
-  private transient ValueState<byte[]> log;
+  private transient ValueState<byte[]> head;
+  private transient ListState<byte[]> chunks;
 
   public KeyProcessor(Map<String, Term[]> terms, String[] fields, Set<Integer> timeFields,
                       int kafkaTs, long idleMs) {
@@ -136,7 +138,8 @@ public final class KeyProcessor extends StatefulProcessor<String, Row, Row> {
 
   @Override
   public void init(OutputMode outputMode, TimeMode timeMode) {
-    log = getHandle().getValueState("log", Encoders.BINARY(), TTLConfig.NONE());
+    head = getHandle().getValueState("head", Encoders.BINARY(), TTLConfig.NONE());
+    chunks = getHandle().getListState("chunks", Encoders.BINARY(), TTLConfig.NONE());
   }
 
   /** A kept value as the log holds it: Long, Double, String, Boolean or null. */
@@ -255,10 +258,12 @@ public final class KeyProcessor extends StatefulProcessor<String, Row, Row> {
     if (arrivals.isEmpty()) {
       return CollectionConverters.asScala(out.iterator());
     }
-    byte[] data = log.get();  // null: a new entity (one read, not exists() then get())
-    KeyLog.Stored stored = data != null ? KeyLog.decode(data, fields) : null;
-    KeyLog keyLog = new KeyLog(stored == null ? List.of() : stored.entries,
+    byte[] data = head.get();  // null: a new entity (one read, not exists() then get())
+    StoredLog.Read stored = data == null ? null
+        : StoredLog.read(data, CollectionConverters.asJava(chunks.get()), fields, keyTerms);
+    KeyLog keyLog = new KeyLog(stored == null ? List.of() : stored.stored.entries,
         keyValue == null || keyValue.startsWith(KEYLESS));
+    int held = keyLog.entries.size();
     for (KeyLog.Evaluation ev : keyLog.arrive(keyTerms, arrivals, 0)) {
       Entry e = ev.entry;
       Row mine = ev.reevaluated ? null : own.get(e);
@@ -292,32 +297,48 @@ public final class KeyProcessor extends StatefulProcessor<String, Row, Row> {
       }
       out.add(RowFactory.create(row));
     }
-    keyLog.prune(keyTerms, horizon);
+    List<Entry> added = new ArrayList<>(keyLog.entries.subList(held, keyLog.entries.size()));
+    Long pruneTo = StoredLog.horizon(stored, horizon);
+    keyLog.prune(keyTerms, pruneTo);
     long now = timers.getCurrentProcessingTimeInMs();
     long timer;
     if (stored == null) {
       timer = now + idleMs;
       getHandle().registerTimer(timer);
     } else {
-      timer = stored.timer;
+      timer = stored.stored.timer;
     }
-    log.update(keyLog.encode(fields, now, timer));
+    save(StoredLog.write(stored, keyLog, added, pruneTo, fields, now, timer));
     return CollectionConverters.asScala(out.iterator());
+  }
+
+  private void save(StoredLog.Write w) {
+    if (w.rewrite != null) {
+      if (w.rewrite.length == 0) {
+        chunks.clear();
+      } else {
+        chunks.put(w.rewrite);
+      }
+    } else if (w.append != null) {
+      chunks.appendValue(w.append);
+    }
+    head.update(w.head);
   }
 
   @Override
   public Iterator<Row> handleExpiredTimer(String key, TimerValues timers, ExpiredTimerInfo info) {
-    if (log.exists()) {
-      byte[] data = log.get();
-      KeyLog.Stored stored = KeyLog.decode(data, fields);
+    byte[] data = head.get();
+    if (data != null) {
+      KeyLog.Head h = KeyLog.decodeHead(data, fields);
       long now = timers.getCurrentProcessingTimeInMs();
-      if (now - stored.seen >= idleMs) {
-        log.clear();
+      if (now - h.seen >= idleMs) {
+        head.clear();
+        chunks.clear();
       } else {
-        long timer = stored.seen + idleMs;
+        long timer = h.seen + idleMs;
         getHandle().registerTimer(timer);
-        KeyLog keyLog = new KeyLog(stored.entries, false);
-        log.update(keyLog.encode(fields, stored.seen, timer));
+        // the head alone: the chunks are on the fields the stored head names
+        head.update(KeyLog.encodeHead(h.names, h.seen, timer, h.horizon));
       }
     }
     return CollectionConverters.asScala(Collections.<Row>emptyIterator());

@@ -17,8 +17,9 @@ import java.util.Map;
 /**
  * Test driver: replays micro-batches through {@link Lateness} and {@link KeyLog} as the two
  * processors do (lateness in (partition, offset) order; per (key field, key value) the
- * arrivals in (time, partition, offset) order; each log stored and read back in its binary
- * form between batches; pruned to the horizon), printing every evaluation as a JSON line.
+ * arrivals in (time, partition, offset) order; each log stored as the processor stores it, a
+ * head and chunks ({@link StoredLog}), and read back between batches), printing every
+ * evaluation as a JSON line.
  *
  * <p>stdin: a first line {config (as Steps.entities takes it), lateness_us}, then one line per
  * batch: [{p, o, eid, t, vals: [...], keys: {field: value or null}}, ...].
@@ -55,9 +56,13 @@ public final class Replay {
     String[] names = fields.toArray(new String[0]);
     Map<String, Term[]> terms = processor.terms();
     byte[] lateState = null;
-    Map<String, byte[]> logs = new HashMap<>();
+    Map<String, byte[]> heads = new HashMap<>();
+    Map<String, List<byte[]>> chunks = new HashMap<>();
     String line;
     int batchNo = 0;
+    int appends = 0;
+    int rewrites = 0;
+    int longest = 0;
     while ((line = in.readLine()) != null) {
       List<JsonNode> batch = new ArrayList<>();
       json.readTree(line).forEach(batch::add);
@@ -99,10 +104,13 @@ public final class Replay {
         arrivals.sort(Comparator.<Entry>comparingInt(e -> e.values[tIndex] == null ? 0 : 1)
             .thenComparingLong(e -> e.values[tIndex] == null ? 0L : (Long) e.values[tIndex])
             .thenComparingInt(e -> e.partition).thenComparingLong(e -> e.offset));
-        byte[] stored = logs.get(g.getKey());
-        KeyLog log = new KeyLog(stored == null ? List.of()
-            : KeyLog.decode(stored, names).entries,
+        byte[] stateHead = heads.get(g.getKey());
+        List<byte[]> list = chunks.computeIfAbsent(g.getKey(), k -> new ArrayList<>());
+        StoredLog.Read stored = stateHead == null ? null
+            : StoredLog.read(stateHead, list.iterator(), names, keyTerms);
+        KeyLog log = new KeyLog(stored == null ? List.of() : stored.stored.entries,
             g.getKey().substring(kf.length() + 1).startsWith(KeyProcessor.KEYLESS));
+        int held = log.entries.size();
         for (KeyLog.Evaluation ev : log.arrive(keyTerms, arrivals, 0)) {
           ObjectNode o = json.createObjectNode();
           o.put("batch", batchNo).put("kind", "eval").put("kf", kf)
@@ -122,11 +130,26 @@ public final class Replay {
           }
           out.println(o);
         }
-        log.prune(keyTerms, horizon);
-        logs.put(g.getKey(), log.encode(names, 0L, 0L));
+        List<Entry> added = new ArrayList<>(log.entries.subList(held, log.entries.size()));
+        Long pruneTo = StoredLog.horizon(stored, horizon);
+        log.prune(keyTerms, pruneTo);
+        StoredLog.Write w = StoredLog.write(stored, log, added, pruneTo, names, 0L, 0L);
+        if (w.rewrite != null) {
+          list.clear();
+          list.addAll(java.util.Arrays.asList(w.rewrite));
+          rewrites++;
+        } else if (w.append != null) {
+          list.add(w.append);
+          appends += stored == null ? 0 : 1;
+        }
+        longest = Math.max(longest, list.size());
+        heads.put(g.getKey(), w.head);
       }
       batchNo++;
     }
     out.flush();
+    // how the logs were stored: chunks appended to a stored log, lists rewritten, most chunks
+    System.err.println(json.createObjectNode().put("appends", appends).put("rewrites", rewrites)
+        .put("longest", longest));
   }
 }
