@@ -62,6 +62,10 @@ class Settings(BaseSettings):
     spark_class_archive: bool = Field(
         default=True, description="Spark drivers map the JVM class-data archive built by "
         "`python -m streaming.class_archive` (faster stream starts)")
+    spark_compile_huge_methods: bool = Field(
+        default=True, description="Spark drivers let the JIT compile methods over 8,000 bytes "
+        "of bytecode (-XX:-DontCompileHugeMethods): Spark's generated code for a wide stage "
+        "otherwise runs interpreted")
     spark_driver_memory: str = Field(
         default="3g", pattern=r"^[0-9]+[kmgt]$", description="heap of a Spark driver JVM, "
         "which in local mode runs the tasks too: an archive batch of a 2,000,000-record cap "

@@ -13,7 +13,7 @@ Each pipeline runs three parts in this process (one Spark application for all it
 - **archive**: a micro-batch query (``foreachBatch(archive.process_batch)``, trigger
   ``SENTINEL_TRIGGER_INTERVAL_SECONDS``) writing bronze, quarantine and silver alerts.
 
-Checkpoints live under ``<warehouse>/_checkpoints/pipeline_<id>/{detect,archive,velocity-jvm}``
+Checkpoints live under ``<warehouse>/_checkpoints/pipeline_<id>/{detect,archive,velocity-jvm2}``
 (``velocity`` with the Python velocity steps); each
 pipeline has its own ``stream_runs`` row. A watcher thread per pipeline polls the catalog: when
 the pipeline is paused/stopped/deleted or its schema version changed (or on SIGTERM/SIGINT) it

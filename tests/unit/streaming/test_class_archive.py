@@ -27,7 +27,8 @@ def test_a_driver_maps_the_archive_only_once_it_exists(tmp_path: Path) -> None:
     assert "SharedArchiveFile" not in java_opts(settings)
     path.parent.mkdir()
     path.write_bytes(b"archive")
-    assert java_opts(settings).split() == ["-Duser.timezone=UTC", f"-XX:SharedArchiveFile={path}"]
+    assert java_opts(settings).split() == [
+        "-Duser.timezone=UTC", "-XX:-DontCompileHugeMethods", f"-XX:SharedArchiveFile={path}"]
 
 
 def test_turned_off_or_another_classpath_gets_no_archive(tmp_path: Path) -> None:
@@ -62,3 +63,9 @@ def test_no_java_means_no_archive(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert jvm.archive_path(settings) is None
     assert jvm.java_options(settings) == ""
     assert class_archive.build(settings, quiet=True) is None
+
+
+def test_huge_generated_methods_are_compiled_unless_turned_off(tmp_path: Path) -> None:
+    assert "-XX:-DontCompileHugeMethods" in java_opts(settings_in(tmp_path)).split()
+    off = settings_in(tmp_path, spark_compile_huge_methods=False)
+    assert "DontCompileHugeMethods" not in java_opts(off)
