@@ -33,6 +33,15 @@ def create_topic(topic: str, partitions: int = 2) -> None:
         admin.close()
 
 
+def delete_topics(topics: Sequence[str]) -> None:
+    """Delete the benchmark's topics (a long run leaves gigabytes); missing ones are fine."""
+    admin = KafkaAdminClient(bootstrap_servers=get_settings().kafka_bootstrap_servers)
+    try:
+        admin.delete_topics([t for t in topics if t in set(admin.list_topics())])
+    finally:
+        admin.close()
+
+
 def make_pipeline(topic: str, schema: Sequence[dict], expressions: Sequence[str],
                   key_field: str) -> int:
     """An active pipeline on ``topic`` with one rule per expression (straight into the catalog)."""

@@ -27,6 +27,7 @@ import json
 import logging
 import os
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -39,6 +40,7 @@ from kafka import KafkaConsumer, KafkaProducer
 
 from bench.common import (
     create_topic,
+    delete_topics,
     percentiles,
     topic_records,
     tree_cpu_seconds,
@@ -267,6 +269,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--trigger", type=float, default=None,
                     help="seconds (default: SENTINEL_VELOCITY_TRIGGER_SECONDS)")
     ap.add_argument("--no-redis", action="store_true")
+    ap.add_argument("--keep", action="store_true",
+                    help="keep the topics and the warehouse (deleted at the end otherwise)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     settings = get_settings()
@@ -277,6 +281,20 @@ def main(argv: list[str] | None = None) -> int:
     create_topic(topic, args.partitions)
     create_topic(alerts, args.partitions)
     warehouse = tempfile.mkdtemp(prefix="bench-velocity-")
+    try:
+        result = run(args, topic, alerts, warehouse)
+    finally:
+        if not args.keep:  # a 30-minute soak leaves gigabytes in both
+            delete_topics([topic, alerts])
+            shutil.rmtree(warehouse, ignore_errors=True)
+    json.dump(result, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+    return 0
+
+
+def run(args: argparse.Namespace, topic: str, alerts: str, warehouse: str) -> dict[str, Any]:
+    """The benchmark's phases on ``topic`` (alerts to ``alerts``), state under ``warehouse``."""
+    settings = get_settings()
     pipeline = Pipeline(0, topic, topic, "active", SCHEMA, 1, "transaction_id")
     paths = Paths(warehouse, "pipeline_bench")
     spark = build_session("bench-velocity", master="local[2]", shuffle_partitions=2)
@@ -334,20 +352,27 @@ def main(argv: list[str] | None = None) -> int:
     if args.soak_minutes:
         samples = []
         load = start_load(topic, rate, args.soak_minutes * 60, args.keys, "soak")
+        minute_start, last = time.monotonic(), max(batches.seen)
         while load.poll() is None:
-            time.sleep(60)
-            samples.append({"minute": len(samples) + 1,
-                            "checkpoint_mib": du_mib(query.checkpoint),
-                            "rss_mib": tree_rss_mib(os.getpid())})
+            batches.poll()  # often: Spark keeps only the last 100 batches' progress
+            time.sleep(5)
+            if time.monotonic() - minute_start >= 60:
+                minute_start = time.monotonic()
+                minute = batches.after(last)
+                last = max(batches.seen)
+                samples.append({"minute": len(samples) + 1,
+                                "checkpoint_mib": du_mib(query.checkpoint),
+                                "rss_mib": tree_rss_mib(os.getpid()),
+                                # records in the topic not yet processed: bounded if it holds
+                                "lag": topic_records(topic) - batches.processed(),
+                                "batches": batch_profile(minute)})
         result["soak"] = samples
     result["state_end"] = {"checkpoint_mib": du_mib(query.checkpoint),
                            "rss_mib": tree_rss_mib(os.getpid())}
     query.stop()
     if not args.no_redis:
         result["redis_sorted_sets"] = redis_alternative(backlog, lateness)
-    json.dump(result, sys.stdout, indent=2)
-    sys.stdout.write("\n")
-    return 0
+    return result
 
 
 if __name__ == "__main__":
