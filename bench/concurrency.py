@@ -102,7 +102,7 @@ class SparkLoad:
                      "--shape", "latency", "--tag", tag]
         self.proc: subprocess.Popen | None = None
 
-    def start(self, timeout: float = 120) -> SparkLoad:
+    def start(self) -> SparkLoad:
         """Returns once the load is under way (its JVM started)."""
         self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE,
                                      stderr=subprocess.DEVNULL, text=True, cwd=ROOT)
