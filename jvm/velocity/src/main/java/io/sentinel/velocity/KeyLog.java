@@ -222,11 +222,10 @@ public final class KeyLog {
   }
 
   /** Forgets the events no future accepted event can have in its window (every term time
-   * below horizon minus that term's window; an event without any time is kept); returns how
-   * many it forgot. */
-  public int prune(Term[] terms, Long horizon) {
+   * below horizon minus that term's window); an event without any time is kept. */
+  public void prune(Term[] terms, Long horizon) {
     if (horizon == null || terms.length == 0) {
-      return 0;
+      return;
     }
     List<Entry> kept = new ArrayList<>(entries.size());
     for (Entry e : entries) {
@@ -245,13 +244,11 @@ public final class KeyLog {
         kept.add(e);
       }
     }
-    int removed = entries.size() - kept.size();
-    if (removed > 0) {
+    if (kept.size() != entries.size()) {
       entries.clear();
       entries.addAll(kept);
       ids = null;
     }
-    return removed;
   }
 
   // -------------------------------------------------------------------------------------------
@@ -284,19 +281,6 @@ public final class KeyLog {
       this.horizon = horizon;
       this.names = names;
       this.target = target;
-    }
-  }
-
-  /** An entity's entries with its last-seen and timer times. */
-  public static final class Stored {
-    public final List<Entry> entries;
-    public final long seen;
-    public final long timer;
-
-    Stored(List<Entry> entries, long seen, long timer) {
-      this.entries = entries;
-      this.seen = seen;
-      this.timer = timer;
     }
   }
 

@@ -259,11 +259,11 @@ public final class KeyProcessor extends StatefulProcessor<String, Row, Row> {
       return CollectionConverters.asScala(out.iterator());
     }
     byte[] data = head.get();  // null: a new entity (one read, not exists() then get())
-    StoredLog.Read stored = data == null ? null
-        : StoredLog.read(data, CollectionConverters.asJava(chunks.get()), fields, keyTerms);
-    KeyLog keyLog = new KeyLog(stored == null ? List.of() : stored.stored.entries,
-        keyValue == null || keyValue.startsWith(KEYLESS));
-    int held = keyLog.entries.size();
+    boolean keyless = keyValue == null || keyValue.startsWith(KEYLESS);
+    StoredLog.Read stored = data == null ? null : StoredLog.read(data,
+        CollectionConverters.asJava(chunks.get()), fields, keyTerms, keyless);
+    KeyLog keyLog = stored == null ? new KeyLog(List.of(), keyless) : stored.log;
+    int known = keyLog.entries.size();
     for (KeyLog.Evaluation ev : keyLog.arrive(keyTerms, arrivals, 0)) {
       Entry e = ev.entry;
       Row mine = ev.reevaluated ? null : own.get(e);
@@ -297,7 +297,7 @@ public final class KeyProcessor extends StatefulProcessor<String, Row, Row> {
       }
       out.add(RowFactory.create(row));
     }
-    List<Entry> added = new ArrayList<>(keyLog.entries.subList(held, keyLog.entries.size()));
+    List<Entry> added = new ArrayList<>(keyLog.entries.subList(known, keyLog.entries.size()));
     Long pruneTo = StoredLog.horizon(stored, horizon);
     keyLog.prune(keyTerms, pruneTo);
     long now = timers.getCurrentProcessingTimeInMs();
@@ -306,7 +306,7 @@ public final class KeyProcessor extends StatefulProcessor<String, Row, Row> {
       timer = now + idleMs;
       getHandle().registerTimer(timer);
     } else {
-      timer = stored.stored.timer;
+      timer = stored.timer;
     }
     save(StoredLog.write(stored, keyLog, added, pruneTo, fields, now, timer));
     return CollectionConverters.asScala(out.iterator());

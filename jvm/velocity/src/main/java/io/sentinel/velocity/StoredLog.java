@@ -23,17 +23,20 @@ public final class StoredLog {
 
   private StoredLog() {}
 
-  /** An entity's log read back: its live entries (pruned to the stored horizon), how many
-   * entries the list holds, its chunks, and whether it was written with the current fields. */
+  /** An entity's log read back: its live entries (pruned to the stored horizon) as the batch's
+   * {@link KeyLog}, its timer, how many entries the list holds, its chunks, and whether it was
+   * written with the current fields. */
   public static final class Read {
-    public final KeyLog.Stored stored;
+    public final KeyLog log;
+    public final long timer;
     public final Long horizon;
     public final int held;
     public final int chunks;
     public final boolean sameFields;
 
-    Read(KeyLog.Stored stored, Long horizon, int held, int chunks, boolean sameFields) {
-      this.stored = stored;
+    Read(KeyLog log, long timer, Long horizon, int held, int chunks, boolean sameFields) {
+      this.log = log;
+      this.timer = timer;
       this.horizon = horizon;
       this.held = held;
       this.chunks = chunks;
@@ -56,8 +59,9 @@ public final class StoredLog {
   }
 
   /** Reads a head and its chunks onto {@code fields}, pruning with {@code terms} to the stored
-   * horizon. */
-  public static Read read(byte[] head, Iterator<byte[]> chunks, String[] fields, Term[] terms) {
+   * horizon ({@code keyless}: the entity's key is NULL, see {@link KeyLog}). */
+  public static Read read(byte[] head, Iterator<byte[]> chunks, String[] fields, Term[] terms,
+                          boolean keyless) {
     KeyLog.Head h = KeyLog.decodeHead(head, fields);
     List<Entry> entries = new ArrayList<>();
     int n = 0;
@@ -66,10 +70,9 @@ public final class StoredLog {
       n++;
     }
     int held = entries.size();
-    KeyLog log = new KeyLog(entries, false);
+    KeyLog log = new KeyLog(entries, keyless);
     log.prune(terms, h.horizon);
-    return new Read(new KeyLog.Stored(log.entries, h.seen, h.timer), h.horizon, held, n,
-        Arrays.equals(h.names, fields));
+    return new Read(log, h.timer, h.horizon, held, n, Arrays.equals(h.names, fields));
   }
 
   /** The horizon to prune to after a batch: the stored one or the batch's, the later. */

@@ -106,11 +106,12 @@ public final class Replay {
             .thenComparingInt(e -> e.partition).thenComparingLong(e -> e.offset));
         byte[] stateHead = heads.get(g.getKey());
         List<byte[]> list = chunks.computeIfAbsent(g.getKey(), k -> new ArrayList<>());
+        boolean keyless = g.getKey().substring(kf.length() + 1)
+            .startsWith(KeyProcessor.KEYLESS);
         StoredLog.Read stored = stateHead == null ? null
-            : StoredLog.read(stateHead, list.iterator(), names, keyTerms);
-        KeyLog log = new KeyLog(stored == null ? List.of() : stored.stored.entries,
-            g.getKey().substring(kf.length() + 1).startsWith(KeyProcessor.KEYLESS));
-        int held = log.entries.size();
+            : StoredLog.read(stateHead, list.iterator(), names, keyTerms, keyless);
+        KeyLog log = stored == null ? new KeyLog(List.of(), keyless) : stored.log;
+        int known = log.entries.size();
         for (KeyLog.Evaluation ev : log.arrive(keyTerms, arrivals, 0)) {
           ObjectNode o = json.createObjectNode();
           o.put("batch", batchNo).put("kind", "eval").put("kf", kf)
@@ -130,7 +131,7 @@ public final class Replay {
           }
           out.println(o);
         }
-        List<Entry> added = new ArrayList<>(log.entries.subList(held, log.entries.size()));
+        List<Entry> added = new ArrayList<>(log.entries.subList(known, log.entries.size()));
         Long pruneTo = StoredLog.horizon(stored, horizon);
         log.prune(keyTerms, pruneTo);
         StoredLog.Write w = StoredLog.write(stored, log, added, pruneTo, names, 0L, 0L);
