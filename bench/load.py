@@ -71,7 +71,8 @@ SHAPES = {"throughput": _throughput_event, "latency": _latency_event,
 
 class Load:
     """Events at ``rate``/s into ``topic`` (or each of several) from ``start()`` until
-    ``stop()``; ``sent`` counts the events written so far (per topic)."""
+    ``stop()``; ``sent`` counts the events written so far (per topic). A write slower than a
+    tick delays events, never drops them: ``stop()`` writes what was due by its call."""
 
     def __init__(self, spark: SparkSession, topic: str | Sequence[str], rate: float, tag: str,
                  *, shape: str = "throughput", keys: int = USERS) -> None:
@@ -80,6 +81,7 @@ class Load:
         self.shape, self.keys = SHAPES[shape], keys
         self.sent = 0
         self._stop = threading.Event()
+        self._stopped_at = 0.0
         self._thread = threading.Thread(target=self._run, name="bench-load", daemon=True)
         self._error: BaseException | None = None
 
@@ -88,7 +90,9 @@ class Load:
         return self
 
     def stop(self) -> int:
-        """Stop after the job under way; re-raises a failed write. Returns the events sent."""
+        """Stop after the job under way and the events due by now; re-raises a failed write.
+        Returns the events sent."""
+        self._stopped_at = time.monotonic()
         self._stop.set()
         self._thread.join()
         if self._error is not None:
@@ -117,14 +121,17 @@ class Load:
         write_records(rows.select(*columns),
                       bootstrap=get_settings().kafka_bootstrap_servers, topic=topic)
 
+    def _catch_up(self, due: int) -> None:
+        if due > self.sent:
+            self._write(self.sent, due)
+            self.sent = due
+
     def _run(self) -> None:
         started = time.monotonic()
         try:
             while not self._stop.wait(TICK - (time.monotonic() - started) % TICK):
-                due = int((time.monotonic() - started) * self.rate)
-                if due > self.sent:
-                    self._write(self.sent, due)
-                    self.sent = due
+                self._catch_up(int((time.monotonic() - started) * self.rate))
+            self._catch_up(int((self._stopped_at - started) * self.rate))
         except BaseException as exc:  # surfaced by stop()
             self._error = exc
 

@@ -30,18 +30,19 @@ def test_load_holds_its_rate_with_unique_ids_and_past_event_times(spark_slot):
     warm = Load(spark, topic + "-warm", RATE, "w").start()  # the first writes compile code
     time.sleep(2)
     warm.stop()
+    before = time.monotonic()
     load = Load(spark, topic, RATE, "t").start()
     started = time.monotonic()
     time.sleep(SECONDS)
+    stopping = time.monotonic()
     sent = load.stop()
-    elapsed = time.monotonic() - started
 
     rows = read_records(spark, bootstrap=get_settings().kafka_bootstrap_servers, topic=topic,
                         start="earliest").select("key", "value").collect()
     events = [json.loads(r["value"]) for r in rows]
     assert len(events) == sent
-    # Due by the last tick before stop(): at most one tick (0.2 s) of events short.
-    assert RATE * (SECONDS - 0.2) - 1 <= sent <= RATE * elapsed + 1
+    # Every event due between start() and stop(), however slow the writes were.
+    assert RATE * (stopping - started) - 1 <= sent <= RATE * (stopping - before) + 1
     ids = [e["transaction_id"] for e in events]
     assert len(set(ids)) == len(ids) == len({int(i.split("-")[2]) for i in ids})
     assert {r["key"].decode() for r in rows} == set(ids)
@@ -63,7 +64,7 @@ def test_load_into_several_topics_gives_each_the_same_events(spark_slot):
     load = Load(spark, topics, RATE, "s", shape="latency").start()
     time.sleep(2.0)
     sent = load.stop()
-    assert sent >= RATE * 1.8 - 1
+    assert sent >= RATE * 2.0 - 1
     ids_per_topic = []
     for topic in topics:
         rows = read_records(spark, bootstrap=get_settings().kafka_bootstrap_servers,
