@@ -161,7 +161,26 @@ def batch_profile(batches: list[dict[str, Any]]) -> dict[str, Any]:
 
     phases = {k for b in batches for k in b["durationMs"]}
     return {"count": len(batches), "rows": median([b["numInputRows"] for b in batches]),
-            "ms": {k: median([b["durationMs"].get(k, 0) for b in batches]) for k in sorted(phases)}}
+            "ms": {k: median([b["durationMs"].get(k, 0) for b in batches]) for k in sorted(phases)},
+            "state": [state_profile([b["stateOperators"][i] for b in batches
+                                     if len(b.get("stateOperators", [])) > i])
+                      for i in range(max((len(b.get("stateOperators", [])) for b in batches),
+                                         default=0))]}
+
+
+STATE_METRICS = ("allUpdatesTimeMs", "commitTimeMs", "numRowsTotal", "numRowsUpdated")
+
+
+def state_profile(reports: list[dict[str, Any]]) -> dict[str, Any]:
+    """Medians of one stateful operator's reports: its update and commit times, rows, and
+    RocksDB's own timings (``customMetrics``: get, put, flush, checkpoint, ...)."""
+    def median(values: list[float]) -> float:
+        return sorted(values)[len(values) // 2] if values else 0.0
+
+    custom = sorted({k for r in reports for k in r.get("customMetrics", {})
+                     if k.startswith("rocksdb") and ("Latency" in k or "Count" in k)})
+    return {**{k: median([r.get(k, 0) for r in reports]) for k in STATE_METRICS},
+            **{k: median([r["customMetrics"].get(k, 0) for r in reports]) for k in custom}}
 
 
 def du_mib(path: str) -> float:

@@ -40,7 +40,7 @@ public final class KeyLog {
   public final List<Entry> entries;
   /** The ids in {@code entries}, built only for a batch of many arrivals (null otherwise): a
    * few arrivals are checked against the log directly, cheaper than hashing every id. */
-  private Set<String> ids;
+  private Set<Id> ids;
   private final boolean keyless;
 
   public KeyLog(List<Entry> entries, boolean keyless) {
@@ -48,13 +48,34 @@ public final class KeyLog {
     this.keyless = keyless;
   }
 
-  /** Whether an event with {@code id} is in the log. */
-  private boolean holds(String id) {
+  /** An entry's id as a set member (equal ids: equal members). */
+  private static final class Id {
+    private final Entry entry;
+    private final int hash;
+
+    Id(Entry entry) {
+      this.entry = entry;
+      this.hash = entry.idHash();
+    }
+
+    @Override
+    public int hashCode() {
+      return hash;
+    }
+
+    @Override
+    public boolean equals(Object other) {
+      return other instanceof Id && ((Id) other).hash == hash && entry.sameId(((Id) other).entry);
+    }
+  }
+
+  /** Whether an event with {@code entry}'s id is in the log. */
+  private boolean holds(Entry entry) {
     if (ids != null) {
-      return ids.contains(id);
+      return ids.contains(new Id(entry));
     }
     for (Entry e : entries) {
-      if (e.eventId.equals(id)) {
+      if (e.sameId(entry)) {
         return true;
       }
     }
@@ -84,8 +105,8 @@ public final class KeyLog {
     double doubleSum = 0;
     boolean anyDouble = false;
     Object best = null;
-    Set<Object> distinct = term.distinct ? new HashSet<>() : null;
     int n = entries.size();
+    Set<Object> distinct = term.distinct ? new HashSet<>(n + n / 2 + 2) : null;
     for (int i = -1; i < n; i++) {
       Entry m;
       if (i < 0) {
@@ -193,17 +214,17 @@ public final class KeyLog {
     List<Evaluation> out = new ArrayList<>();
     int seq = firstSequence;
     if (ids == null && arrivals.size() > FEW_ARRIVALS) {
-      ids = new HashSet<>();
+      ids = new HashSet<>(2 * (entries.size() + arrivals.size()));
       for (Entry e : entries) {
-        ids.add(e.eventId);
+        ids.add(new Id(e));
       }
     }
     for (Entry entry : arrivals) {
-      if (holds(entry.eventId)) {
+      if (holds(entry)) {
         continue;
       }
       if (ids != null) {
-        ids.add(entry.eventId);
+        ids.add(new Id(entry));
       }
       int before = entries.size();
       entries.add(entry);
@@ -227,26 +248,34 @@ public final class KeyLog {
     if (horizon == null || terms.length == 0) {
       return;
     }
-    List<Entry> kept = new ArrayList<>(entries.size());
-    for (Entry e : entries) {
+    int[] field = new int[terms.length];
+    long[] since = new long[terms.length];  // the oldest time each term still needs
+    for (int i = 0; i < terms.length; i++) {
+      field[i] = terms[i].orderBy;
+      since[i] = horizon - terms[i].window;
+    }
+    int kept = 0;  // compacted in place: most batches forget few entries, or none
+    for (int at = 0, n = entries.size(); at < n; at++) {
+      Entry e = entries.get(at);
+      Object[] values = e.values;
       boolean allNull = true;
       boolean recent = false;
-      for (Term t : terms) {
-        Long time = e.time(t.orderBy);
+      for (int i = 0; i < field.length && !recent; i++) {
+        Object time = values[field[i]];
         if (time != null) {
           allNull = false;
-          if (time >= horizon - t.window) {
-            recent = true;
-          }
+          recent = (Long) time >= since[i];
         }
       }
       if (allNull || recent) {
-        kept.add(e);
+        if (kept != at) {
+          entries.set(kept, e);
+        }
+        kept++;
       }
     }
-    if (kept.size() != entries.size()) {
-      entries.clear();
-      entries.addAll(kept);
+    if (kept != entries.size()) {
+      entries.subList(kept, entries.size()).clear();
       ids = null;
     }
   }
@@ -333,7 +362,7 @@ public final class KeyLog {
     for (Entry e : entries) {
       out.putInt(e.partition);
       out.putLong(e.offset);
-      out.putString(e.eventId);
+      e.writeId(out);
       for (int i = 0; i < fields.length; i++) {
         writeValue(out, e.values[i]);
       }
@@ -351,7 +380,12 @@ public final class KeyLog {
       for (int i = 0; i < n; i++) {
         int p = in.getInt();
         long o = in.getLong();
-        String id = readString(in);
+        int idLength = in.getInt();
+        if (idLength < 0 || idLength > in.remaining()) {
+          throw new IllegalStateException("truncated velocity log");
+        }
+        int idFrom = in.arrayOffset() + in.position();
+        in.position(in.position() + idLength);
         Object[] values = new Object[fields.length];
         for (int j = 0; j < target.length; j++) {
           Object v = readValue(in);
@@ -359,7 +393,7 @@ public final class KeyLog {
             values[target[j]] = v;
           }
         }
-        into.add(new Entry(p, o, id, values));
+        into.add(new Entry(p, o, data, idFrom, idLength, values));
       }
     } catch (BufferUnderflowException exc) {
       throw new IllegalStateException("truncated velocity log chunk", exc);
@@ -409,10 +443,15 @@ public final class KeyLog {
 
     void putString(String s) {
       byte[] b = s.getBytes(StandardCharsets.UTF_8);
-      putInt(b.length);
-      room(b.length);
-      System.arraycopy(b, 0, buf, pos, b.length);
-      pos += b.length;
+      putBytes(b, 0, b.length);
+    }
+
+    /** {@code length} bytes of {@code data} from {@code from}, after their count. */
+    void putBytes(byte[] data, int from, int length) {
+      putInt(length);
+      room(length);
+      System.arraycopy(data, from, buf, pos, length);
+      pos += length;
     }
 
     byte[] bytes() {

@@ -276,7 +276,7 @@ public final class KeyProcessor extends StatefulProcessor<String, Row, Row> {
       row[3] = keyField;
       row[4] = e.partition;
       row[5] = e.offset;
-      row[6] = e.eventId;
+      row[6] = e.eventId();
       row[8] = kts;
       if (typed) {
         Object[] vals = new Object[columns.length];

@@ -87,7 +87,7 @@ public final class Replay {
         Entry entry = new Entry(r.get("p").asInt(), r.get("o").asLong(), r.get("eid").asText(),
             values);
         r.get("keys").properties().forEach(kv -> {
-          String key = kv.getValue().isNull() ? KeyProcessor.KEYLESS + entry.eventId
+          String key = kv.getValue().isNull() ? KeyProcessor.KEYLESS + entry.eventId()
               : kv.getValue().asText();
           String group = kv.getKey() + "\u0001" + key;
           keyFieldOf.put(group, kv.getKey());
@@ -117,7 +117,7 @@ public final class Replay {
           o.put("batch", batchNo).put("kind", "eval").put("kf", kf)
               .put("reeval", ev.reevaluated).put("seq", ev.sequence)
               .put("p", ev.entry.partition).put("o", ev.entry.offset)
-              .put("eid", ev.entry.eventId);
+              .put("eid", ev.entry.eventId());
           ObjectNode vals = o.putObject("vals");
           for (int i = 0; i < keyTerms.length; i++) {
             if (ev.values[i] == null) {
