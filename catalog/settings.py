@@ -157,6 +157,10 @@ class Settings(BaseSettings):
         default=2, ge=1, description="partitions of the velocity query's state, each a RocksDB "
         "store loaded and committed by every batch: more spread a large state over more cores, "
         "fewer cost a small batch less. A query's checkpoint keeps the number it started with")
+    velocity_state_cache_mb: int = Field(
+        default=128, ge=8, description="RocksDB block cache of each velocity state partition, "
+        "off the JVM heap: a batch reads the logs of every entity it sees, and at Spark's 8 MB "
+        "most of those reads missed the cache")
     velocity_engine: Literal["auto", "jvm", "python"] = Field(
         default="auto", description="where the velocity query's stateful steps run: 'jvm' "
         "(compiled processors, the built velocity jar; `python -m streaming.velocity_jar`), "

@@ -8,6 +8,7 @@ from datetime import datetime
 
 import pytest
 
+from catalog.settings import get_settings
 from streaming.alerts import alert_id
 from streaming.pipeline import Paths, Pipeline
 from streaming.rules import Rule
@@ -68,14 +69,20 @@ def test_arrivals_carry_their_alert_messages(spark):
         assert message["event_time"].startswith("2026-03-02T09:00:00.250000")
 
 
-def test_query_settings(spark, tmp_path):
-    """Its state partitions, and Kafka written through the V2 path (where the batch's observed
-    counts are handed over); the other V1 sources stay."""
+def test_query_settings(spark, tmp_path, monkeypatch):
+    """Its state partitions, its RocksDB block cache (from the settings) without a row count
+    (a lookup before every write), and Kafka written through the V2 path (where the batch's
+    observed counts are handed over); the other V1 sources stay."""
+    monkeypatch.setenv("SENTINEL_VELOCITY_STATE_CACHE_MB", "96")
+    get_settings.cache_clear()
     query = VelocityQuery(spark, PIPELINE, Paths(str(tmp_path), "cards"), bootstrap="kafka:9092",
                           topic_out="cards-alerts", trigger=0.5, max_offsets=100,
                           lateness_seconds=60, engine="python", state_partitions=3)
+    get_settings.cache_clear()
     conf = query.conf()
     assert conf["spark.sql.shuffle.partitions"] == "3"
+    assert conf["spark.sql.streaming.stateStore.rocksdb.blockCacheSizeMB"] == "96"
+    assert conf["spark.sql.streaming.stateStore.rocksdb.trackTotalNumberOfRows"] == "false"
     before = {s.strip().lower() for s in spark.conf.get(V1_SOURCES).split(",")}
     assert "kafka" in before
     assert set(conf[V1_SOURCES].split(",")) == before - {"kafka"}
