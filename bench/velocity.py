@@ -153,12 +153,14 @@ def stage_cpu_seconds(spark: Any) -> dict[int, float]:
     return out
 
 
+def median(values: list[float]) -> float:
+    """The upper median (0 for none)."""
+    return sorted(values)[len(values) // 2] if values else 0.0
+
+
 def batch_profile(batches: list[dict[str, Any]]) -> dict[str, Any]:
     """Median records and milliseconds (in all and per phase of Spark's progress report) of
     ``batches``: where an alert's wait goes at a steady rate."""
-    def median(values: list[float]) -> float:
-        return sorted(values)[len(values) // 2] if values else 0.0
-
     phases = {k for b in batches for k in b["durationMs"]}
     return {"count": len(batches), "rows": median([b["numInputRows"] for b in batches]),
             "ms": {k: median([b["durationMs"].get(k, 0) for b in batches]) for k in sorted(phases)},
@@ -174,9 +176,6 @@ STATE_METRICS = ("allUpdatesTimeMs", "commitTimeMs", "numRowsTotal", "numRowsUpd
 def state_profile(reports: list[dict[str, Any]]) -> dict[str, Any]:
     """Medians of one stateful operator's reports: its update and commit times, rows, and
     RocksDB's own timings (``customMetrics``: get, put, flush, checkpoint, ...)."""
-    def median(values: list[float]) -> float:
-        return sorted(values)[len(values) // 2] if values else 0.0
-
     custom = sorted({k for r in reports for k in r.get("customMetrics", {})
                      if k.startswith("rocksdb") and ("Latency" in k or "Count" in k)})
     return {**{k: median([r.get(k, 0) for r in reports]) for k in STATE_METRICS},
