@@ -380,12 +380,8 @@ public final class KeyLog {
       for (int i = 0; i < n; i++) {
         int p = in.getInt();
         long o = in.getLong();
-        int idLength = in.getInt();
-        if (idLength < 0 || idLength > in.remaining()) {
-          throw new IllegalStateException("truncated velocity log");
-        }
-        int idFrom = in.arrayOffset() + in.position();
-        in.position(in.position() + idLength);
+        int idLength = skipBytes(in);
+        int idFrom = in.arrayOffset() + in.position() - idLength;
         Object[] values = new Object[fields.length];
         for (int j = 0; j < target.length; j++) {
           Object v = readValue(in);
@@ -459,15 +455,21 @@ public final class KeyLog {
     }
   }
 
-  private static String readString(ByteBuffer in) {
+  /** Skips a length-prefixed run of bytes; returns its length (the run ends at {@code in}'s
+   * position). */
+  private static int skipBytes(ByteBuffer in) {
     int n = in.getInt();
     if (n < 0 || n > in.remaining()) {
       throw new IllegalStateException("truncated velocity log");
     }
-    String s = new String(in.array(), in.arrayOffset() + in.position(), n,
-        StandardCharsets.UTF_8);
     in.position(in.position() + n);
-    return s;
+    return n;
+  }
+
+  private static String readString(ByteBuffer in) {
+    int n = skipBytes(in);
+    return new String(in.array(), in.arrayOffset() + in.position() - n, n,
+        StandardCharsets.UTF_8);
   }
 
   private static void writeValue(Writer out, Object v) {
