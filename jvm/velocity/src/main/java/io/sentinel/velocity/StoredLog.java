@@ -1,6 +1,5 @@
 package io.sentinel.velocity;
 
-import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Iterator;
 import java.util.List;
@@ -63,14 +62,13 @@ public final class StoredLog {
   public static Read read(byte[] head, Iterator<byte[]> chunks, String[] fields, Term[] terms,
                           boolean keyless) {
     KeyLog.Head h = KeyLog.decodeHead(head, fields);
-    List<Entry> entries = new ArrayList<>();
+    KeyLog log = new KeyLog(List.of(), keyless);  // decoded straight into it, not copied
     int n = 0;
     while (chunks.hasNext()) {
-      KeyLog.decodeChunk(chunks.next(), h, fields, entries);
+      KeyLog.decodeChunk(chunks.next(), h, fields, log.entries);
       n++;
     }
-    int held = entries.size();
-    KeyLog log = new KeyLog(entries, keyless);
+    int held = log.entries.size();
     log.prune(terms, h.horizon);
     return new Read(log, h.timer, h.horizon, held, n, Arrays.equals(h.names, fields));
   }
